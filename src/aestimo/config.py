@@ -62,7 +62,74 @@ class IngestParams(Strict):
     fewshot: Fewshot = Fewshot()
 
 
-SECTIONS: dict[str, type[BaseModel]] = {"ingest": IngestParams}
+class Stage(Strict):
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr_head: tuple[float, float]
+    lr_backbone: tuple[float, float] = (0.0, 0.0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    eval_every: int = Field(default=50, ge=1)
+    patience: int = Field(default=0, ge=0)
+    checkpoint_every: int = Field(default=50, ge=1)
+
+
+class ExpertsParams(Strict):
+    sources: list[str] = Field(min_length=1)
+    backbone: str = "tf_efficientnet_lite0"
+    weights: str | None = "package"
+    allow_random: bool = False
+    head_seed: int = 0
+    cache_size: int = Field(default=72, ge=8)  # images are decoded and resized once to this size
+    input_size: int = Field(default=64, ge=8)  # crops fed to the network
+    seed: int = 0
+    w_mse: float = 10.0
+    w_bal: float = Field(default=0.001, ge=0)
+    stage1: Stage
+    stage2: Stage
+    checkpoint_dir: str
+    threads: int | None = None
+
+    @model_validator(mode="after")
+    def _crop_fits(self):
+        if self.input_size > self.cache_size:
+            raise ValueError(f"input_size {self.input_size} exceeds cache_size {self.cache_size}")
+        return self
+
+
+class Method(Strict):
+    loss: Literal["rank", "mse"] = "rank"
+    layerwise: bool = True
+    init: Literal["srocc", "uniform"] = "srocc"
+
+
+class PersonalizeParams(Strict):
+    people: list[str] | None = None  # "source:rater_id" (or a bare id); None = every held-out person
+    max_people_per_source: int | None = Field(default=None, ge=1)
+    repeats: int | None = Field(default=None, ge=1)  # the first R repeats of fewshot_splits; None = all
+    ks: list[int] | None = None  # None = every k in fewshot_splits
+    methods: dict[str, Method] = Field(min_length=1)
+    steps: int = Field(default=500, ge=1)
+    batch_size: int = Field(default=32, ge=2)
+    lr: tuple[float, float] = (1e-2, 1e-3)
+    weight_decay: float = Field(default=0.0, ge=0)
+    init_temperature: float = 10.0
+    batched: bool = False
+    deploy_method: str = "layerwise_rank"  # the λ that `aestimo score` uses
+    protocol: str = "default"
+    threads: int | None = None
+
+    @model_validator(mode="after")
+    def _deploy_known(self):
+        if self.deploy_method not in self.methods:
+            raise ValueError(f"deploy_method '{self.deploy_method}' is not one of methods {sorted(self.methods)}")
+        return self
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "ingest": IngestParams,
+    "experts": ExpertsParams,
+    "personalize": PersonalizeParams,
+}
 
 
 def parse(section: str, raw: dict[str, Any] | BaseModel):

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from aestimo.pipelines import ingest
+from aestimo.pipelines import experts, ingest, personalize, task_vectors
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    pipes: dict[str, Pipeline] = {"ingest": ingest.create_pipeline()}
-    chain = pipes["ingest"]
+    pipes: dict[str, Pipeline] = {
+        "ingest": ingest.create_pipeline(),
+        "experts": experts.create_pipeline(),
+        "task_vectors": task_vectors.create_pipeline(),
+    }
+    chain = pipes["ingest"] + pipes["experts"] + pipes["task_vectors"] + personalize.create_pipeline()
     pipes["personalize"] = chain
     pipes["__default__"] = chain
     return pipes

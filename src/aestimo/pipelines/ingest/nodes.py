@@ -39,10 +39,27 @@ def ensure_world(params: dict[str, Any]) -> tuple[dict, pl.DataFrame, pl.DataFra
         empty = pl.DataFrame()
         return {"synthetic": False}, empty, empty, empty
     root = Path(p.world_root)
-    cfg = world.WorldConfig.from_dict(p.world)
-    manifest = world.ensure(root, cfg)
+    cfg = world_config(p.world)
+    if world.world_exists(root, cfg):
+        log.info("Synthetic world found at %s", root)
+        manifest = world.read_manifest(root)
+    else:
+        log.info("Generating the synthetic world at %s (seed %d)", root, cfg.seed)
+        manifest = world.generate_world(root, cfg)
     truth = world.read_truth(root)
-    return manifest, truth["image_latents"], truth["raters"], truth["utilities"]
+    summary = {k: manifest[k] for k in ("seed", "config", "counts") if k in manifest}
+    summary.update(synthetic=True, root=str(root), n_files=len(manifest.get("files", [])))
+    return summary, truth["image_latents"], truth["raters"], truth["utilities"]
+
+
+def world_config(raw: dict[str, Any]) -> world.WorldConfig:
+    """``ingest.world`` as a WorldConfig; ``preset: smoke`` starts from the tiny test world."""
+    raw = dict(raw)
+    preset = raw.pop("preset", None)
+    if preset not in (None, "default", "smoke"):
+        raise ValueError(f"parameter 'ingest.world.preset' must be 'default' or 'smoke', got {preset!r}")
+    base = dict(world.SMOKE_OVERRIDES) if preset == "smoke" else {}
+    return world.WorldConfig.from_dict(base | raw)
 
 
 def read_sources(params: dict[str, Any], world_manifest: dict) -> tuple[pl.DataFrame, ...]:

@@ -1,0 +1,5 @@
+"""Custom Kedro datasets (only what kedro-datasets lacks)."""
+
+from .safetensors_dataset import SafetensorsDataset, TensorBundle
+
+__all__ = ["SafetensorsDataset", "TensorBundle"]

@@ -1,0 +1,36 @@
+"""The configured list of rating sources, read when pipelines are registered.
+
+Kedro builds pipelines before it reads the run's parameters, so the per-source
+namespaces come from ``experts.sources`` in ``conf/base/parameters*.yml``
+(overridden by the environment named in ``KEDRO_ENV``, when set). Plain YAML
+is read here on purpose: a second OmegaConfigLoader in the process would
+capture Kedro's ``globals`` resolver.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+DEFAULT_SOURCES = ["ava", "flickr_aes", "tad66k", "para", "koniq10k", "spaq"]
+
+
+def _sources_in(folder: Path) -> list[str] | None:
+    found = None
+    for f in sorted(folder.glob("parameters*.yml")):
+        data = yaml.safe_load(f.read_text()) or {}
+        sources = (data.get("experts") or {}).get("sources")
+        if sources is not None:
+            found = list(sources)
+    return found
+
+
+def configured_sources(conf_source: str | Path | None = None) -> list[str]:
+    conf = Path(conf_source) if conf_source else Path.cwd() / "conf"
+    sources = _sources_in(conf / "base") if (conf / "base").is_dir() else None
+    env = os.environ.get("KEDRO_ENV")
+    if env and (conf / env).is_dir():
+        sources = _sources_in(conf / env) or sources
+    return sources or list(DEFAULT_SOURCES)
