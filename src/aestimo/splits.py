@@ -134,14 +134,6 @@ def generic_splits(
             tab = imgs.join(off, on="image_id", how="left").with_columns(
                 pl.col("split").fill_null("train")
             )
-            if not (tab["split"] == "val").any() and val_fraction > 0:
-                draw = rng.random(tab.height) < val_fraction
-                tab = tab.with_columns(
-                    pl.when((pl.col("split") == "train") & pl.Series(draw))
-                    .then(pl.lit("val"))
-                    .otherwise(pl.col("split"))
-                    .alias("split")
-                )
         else:
             u = rng.random(imgs.height)
             split = np.where(
@@ -150,12 +142,31 @@ def generic_splits(
             tab = imgs.with_columns(pl.Series("split", split))
         out.append(tab)
     tab = pl.concat(out) if out else pl.DataFrame(schema=GENERIC_SPLITS_SCHEMA)
-    return tab.with_columns(
+    tab = tab.with_columns(
         pl.when(pl.col("image_id").is_in(personal["image_id"].implode()))
         .then(pl.lit("personal"))
         .otherwise(pl.col("split"))
         .alias("split")
-    ).select(list(GENERIC_SPLITS_SCHEMA))
+    )
+    return _fill_empty_parts(tab, val_fraction, test_fraction, seed).select(list(GENERIC_SPLITS_SCHEMA))
+
+
+def _fill_empty_parts(tab: pl.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> pl.DataFrame:
+    """A source whose official val or test part is empty once held-out people's images are
+    removed (PARA's GIAA test images are its test users' images) gets one drawn from train."""
+    parts = []
+    for source in tab["source"].unique(maintain_order=True).to_list():
+        t = tab.filter(pl.col("source") == source)
+        for part, frac in (("test", test_fraction), ("val", val_fraction)):
+            if frac > 0 and not (t["split"] == part).any():
+                rng = np.random.default_rng(stable_seed(seed, source, part))
+                draw = pl.Series(rng.random(t.height) < frac)
+                t = t.with_columns(
+                    pl.when((pl.col("split") == "train") & draw).then(pl.lit(part)).otherwise(pl.col("split")).alias("split")
+                )
+                log.info("%s: no official %s images outside held-out people's; drew %s from train", source, part, part)
+        parts.append(t)
+    return pl.concat(parts) if parts else tab
 
 
 def fewshot_splits(
