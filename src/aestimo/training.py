@@ -179,7 +179,7 @@ def _fit(
         if done % cfg.eval_every == 0 or done == cfg.steps:
             model.eval()
             val = val_fn()
-            history.append({"step": done, "train_loss": float(loss), "val_loss": val})
+            history.append({"step": done, "train_loss": float(loss.detach()), "val_loss": val})
             if val < best_val - 1e-6:
                 best_val, bad = val, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,114 @@
+"""The whole main job (`kedro run --pipeline personalize --env smoke`) in a temporary
+copy of the project, then the scoring CLI and API on what it wrote."""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from aestimo import experts
+from aestimo.console import main as cli
+from aestimo.taskvec import MergedScorer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("project")
+    shutil.copytree(ROOT / "conf", tmp / "conf", ignore=shutil.ignore_patterns("local"))
+    (tmp / "conf" / "local").mkdir()
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(ROOT / name, tmp / name)
+    (tmp / "src").mkdir()  # the package itself is installed; Kedro only wants the folder
+    cwd = os.getcwd()
+    os.chdir(tmp)  # parameters name paths relative to the project root, as `kedro run` sees them
+    try:
+        bootstrap_project(tmp)
+        with KedroSession.create(project_path=tmp, env="smoke") as session:
+            session.run(pipeline_name="personalize")
+        with KedroSession.create(project_path=tmp, env="smoke") as session:
+            catalog = session.load_context().catalog
+        yield tmp, catalog
+    finally:
+        os.chdir(cwd)
+
+
+def test_chain_writes_every_stage(project):
+    tmp, catalog = project
+    data = tmp / "data" / "smoke"
+    assert (data / "08_reporting" / "ingest" / "ingest_report.md").exists()
+    metrics = catalog.load("expert_metrics")
+    assert set(metrics["expert"]) >= {"ava", "flickr_aes", "tad66k", "para", "koniq10k", "spaq", "constant"}
+    tv = catalog.load("task_vectors")
+    assert tv.meta["sources"] == ["ava", "flickr_aes", "tad66k", "para", "koniq10k", "spaq"]
+    summary = catalog.load("personalization_summary")
+    assert {"layerwise_rank", "layeragnostic_rank", "layerwise_mse", "zero_shot_ensemble", "oracle"} <= set(summary["method"])
+    per = catalog.load("personalization_metrics")
+    assert per.filter(pl.col("method") == "layerwise_rank").height == 2 * 2 * 2  # 2 sources x 2 people x 2 repeats
+    coeffs = catalog.load("user_coefficients")
+    assert len(coeffs) == 4
+    bundle = next(iter(coeffs.values()))()
+    assert {"layerwise_rank/k10/r0", "layeragnostic_rank/k10/r1"} <= set(bundle.tensors)
+    assert bundle["layerwise_rank/k10/r0"].shape == (6, len(tv.meta["names"]))
+    assert (data / "08_reporting" / "personalization" / "summary.png").exists()
+
+
+def test_one_hot_merge_reproduces_the_trained_experts(project):
+    _, catalog = project
+    theta0, tv, cache = catalog.load("theta0"), catalog.load("task_vectors"), catalog.load("image_cache")
+    preds = catalog.load("expert_predictions")
+    merged = MergedScorer(experts.scorer_from_state(theta0), theta0.tensors, tv)
+    from aestimo.imagecache import center_view, to_float
+
+    x = to_float(center_view(cache["pixels"][:8], theta0.meta["input_size"]), *experts.norm_of(theta0))
+    ids = cache.meta["image_ids"][:8]
+    n, L = merged.shape
+    for i, source in enumerate(tv.meta["sources"]):
+        lam = torch.zeros(n, L)
+        lam[i] = 1
+        with torch.no_grad():
+            got = merged(x, lam).numpy()
+        want = preds.filter(pl.col("expert") == source).join(pl.DataFrame({"image_id": ids}), on="image_id", how="semi")
+        want = np.stack(want.sort(pl.col("image_id").replace({v: j for j, v in enumerate(ids)}).cast(int))["probs"].to_list())
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_score_cli_scores_a_folder_for_a_person(project, tmp_path, capsys):
+    tmp, catalog = project
+    key = sorted(catalog.load("user_coefficients"))[0]
+    user = key.replace("__", ":", 1)
+    images = catalog.load("images")
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for p in images["path"].head(3).to_list():
+        shutil.copy(tmp / p, folder / Path(p).name)
+    (folder / "notes.jpg").write_text("not an image")
+    out = tmp_path / "scores.csv"
+    code = cli(["score", "--user", user, str(folder), "--project", str(tmp), "--env", "smoke", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "notes.jpg: not a readable image" in err  # the bad file is reported ...
+    table = pl.read_csv(out)
+    assert table.height == 3 and table["score"].is_between(1, 5).all()  # ... and the others scored
+
+    assert cli(["score", "--user", "flickr_aes:NOBODY", str(folder), "--project", str(tmp), "--env", "smoke"]) == 2
+    assert "unknown person" in capsys.readouterr().err
+    cli(["score", "--user", user, str(tmp_path / "missing"), "--project", str(tmp), "--env", "smoke"])
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_score_api_matches_personalized_predictions(project):
+    import aestimo
+
+    tmp, catalog = project
+    key = sorted(catalog.load("user_coefficients"))[0]
+    images = catalog.load("images").head(2)
+    result = aestimo.score([str(tmp / p) for p in images["path"]], user=key.replace("__", ":", 1), project_path=tmp, env="smoke")
+    assert result.errors == [] and result.table.height == 2
+    assert np.isfinite(result.table["score"].to_numpy()).all()

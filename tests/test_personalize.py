@@ -1,0 +1,165 @@
+"""Personalization: initialisation, batched = looped, the known answer, the leakage guard."""
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from torch import nn
+
+from aestimo.datasets.safetensors_dataset import TensorBundle
+from aestimo.models.head import sigmoid_distribution
+from aestimo.models.scorer import template_tensor
+from aestimo.personalize import Person, PersonalizeConfig, init_coefficients, personalize, predict
+from aestimo.pipelines.personalize.nodes import plan_personalization
+from aestimo.taskvec import MergedScorer, build_task_vectors
+
+
+def test_init_is_softmax_of_ten_times_srocc_broadcast_over_layers():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    scores = np.array([[1, 2, 3, 4], [4, 3, 2, 1], [1, 1, 1, 1]], dtype=float)  # SROCC +1, -1, undefined (0)
+    lam = init_coefficients(scores, y, n_layers=5, cfg=PersonalizeConfig())
+    e = np.exp([10.0, -10.0, 0.0])
+    np.testing.assert_allclose(lam[:, 0].numpy(), e / e.sum(), rtol=1e-6)
+    assert lam.shape == (3, 5) and torch.equal(lam[:, 0], lam[:, 4])
+    uni = init_coefficients(scores, y, 5, PersonalizeConfig(init="uniform", layerwise=False))
+    assert uni.shape == (3,) and torch.allclose(uni, torch.full((3,), 1 / 3))
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="loss"):
+        PersonalizeConfig(loss="hinge")
+    with pytest.raises(ValueError, match="init"):
+        PersonalizeConfig(init="random")
+
+
+class Toy(nn.Module):
+    """A two-layer scorer over 4 input features: enough to have layers and experts."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(4, 8)
+        self.out = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return sigmoid_distribution(self.out(torch.tanh(self.body(x))))
+
+
+def _toy_world(seed=0):
+    """θ0 scores nothing in particular; expert i turns the score up with input feature i."""
+    torch.manual_seed(seed)
+    module = Toy()
+    with torch.no_grad():
+        module.out.weight.mul_(0.01)
+    theta0 = {k: v.clone() for k, v in module.state_dict().items()}
+    experts = {}
+    up = torch.linspace(-1, 1, 10)
+    for i in range(4):
+        st = {k: v.clone() for k, v in theta0.items()}
+        st["body.weight"] = theta0["body.weight"].clone()
+        st["body.weight"][i] += 2.0 * torch.eye(4)[i]  # unit i now reads feature i strongly
+        st["out.weight"] = theta0["out.weight"] + 1.5 * up[:, None] * torch.eye(8)[i][None, :]
+        experts[f"s{i}"] = st
+    return module, theta0, build_task_vectors(module, theta0, experts)
+
+
+def _person(key, target_feature, k, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(k, 4, generator=g)
+    y = 3 + x[:, target_feature]  # this person's taste is exactly source `target_feature`'s criterion
+    scores = np.stack([x[:, i].numpy() * 0.0 + np.random.default_rng(seed + i).normal(size=k) for i in range(4)])
+    return Person(key, x, y, scores, seed)
+
+
+def test_known_answer_personalization_moves_lambda_toward_the_matching_source():
+    module, theta0, tv = _toy_world()
+    merged = MergedScorer(module, theta0, tv)
+    cfg = PersonalizeConfig(steps=150, batch_size=32, lr=(5e-2, 5e-3), init="uniform")
+    tmpl = template_tensor("five")
+    for target in (1, 3):
+        lam = personalize(merged, [_person("p", target, 40, seed=target)], tmpl, cfg, progress=False)[0]
+        weight = lam.mean(dim=1)
+        assert int(weight.argmax()) == target, weight
+        x = torch.randn(200, 4, generator=torch.Generator().manual_seed(99))
+        from aestimo.metrics import srocc
+
+        assert srocc(x[:, target].numpy(), predict(merged, x, lam, tmpl).numpy()) > 0.9
+
+
+def test_batched_equals_looped():
+    module, theta0, tv = _toy_world()
+    merged = MergedScorer(module, theta0, tv)
+    people = [_person(f"p{i}", i % 4, 12, seed=i) for i in range(3)]
+    tmpl = template_tensor("five")
+    for loss in ("rank", "mse"):
+        cfg = PersonalizeConfig(steps=20, batch_size=8, loss=loss)
+        looped = personalize(merged, people, tmpl, cfg, batched=False, progress=False)
+        batched = personalize(merged, people, tmpl, cfg, batched=True, progress=False)
+        torch.testing.assert_close(batched, looped, rtol=1e-4, atol=1e-5)
+
+
+def test_layer_agnostic_learns_one_coefficient_per_source():
+    module, theta0, tv = _toy_world()
+    merged = MergedScorer(module, theta0, tv)
+    lam = personalize(merged, [_person("p", 0, 20, 1)], template_tensor("five"), PersonalizeConfig(steps=5, layerwise=False), progress=False)
+    assert lam.shape == (1, 4)
+
+
+# --------------------------------------------------------------------------- the plan and its guards
+
+
+def _tables():
+    ratings = pl.DataFrame(
+        {
+            "source": ["flickr_aes"] * 6,
+            "image_id": ["f:1", "f:2", "f:3", "f:4", "f:5", "f:6"],
+            "rater_id": ["T1", "T1", "T1", "W9", "W9", "W9"],
+            "score": [1.0, 2, 3, 4, 5, 3],
+            "score_template": [1.0, 2, 3, 4, 5, 3],
+        }
+    )
+    splits = pl.DataFrame(
+        {"source": ["flickr_aes"] * 6, "image_id": ["f:1", "f:2", "f:3", "f:4", "f:5", "f:6"],
+         "split": ["personal"] * 3 + ["train"] * 3}
+    )
+    fewshot = pl.DataFrame(
+        {"source": ["flickr_aes"] * 3, "rater_id": ["T1"] * 3, "k": [1] * 3, "repeat": [0] * 3, "seed": [5] * 3,
+         "image_id": ["f:1", "f:2", "f:3"], "role": ["support", "query", "query"]}
+    )
+    return ratings, splits, fewshot
+
+
+PARAMS = {"methods": {"layerwise_rank": {}}, "steps": 1}
+
+
+def test_plan_takes_held_out_people():
+    ratings, splits, fewshot = _tables()
+    plan = plan_personalization(fewshot, ratings, splits, PARAMS)
+    assert plan.select("source", "rater_id").unique().rows() == [("flickr_aes", "T1")]
+
+
+def test_unknown_person_stops_with_a_clear_error():
+    ratings, splits, fewshot = _tables()
+    with pytest.raises(ValueError, match="unknown person 'flickr_aes:NOBODY'"):
+        plan_personalization(fewshot, ratings, splits, PARAMS | {"people": ["flickr_aes:NOBODY"]})
+
+
+def test_training_rater_is_refused_as_a_leak():
+    ratings, splits, fewshot = _tables()
+    with pytest.raises(ValueError, match="leak"):
+        plan_personalization(fewshot, ratings, splits, PARAMS | {"people": ["W9"]})
+
+
+def test_held_out_person_whose_image_is_in_an_expert_split_is_refused():
+    ratings, splits, fewshot = _tables()
+    leaky = splits.with_columns(pl.when(pl.col("image_id") == "f:2").then(pl.lit("train")).otherwise(pl.col("split")).alias("split"))
+    with pytest.raises(ValueError, match="leakage"):
+        plan_personalization(fewshot, ratings, leaky, PARAMS)
+
+
+def test_bundle_meta_roundtrip(tmp_path):
+    from aestimo.datasets import SafetensorsDataset
+
+    ds = SafetensorsDataset(str(tmp_path / "x.safetensors"))
+    ds.save(TensorBundle({"layerwise_rank/k10/r0": torch.ones(2, 3)}, {"sources": ["a", "b"]}))
+    back = ds.load()
+    assert back.meta == {"sources": ["a", "b"]} and torch.equal(back["layerwise_rank/k10/r0"], torch.ones(2, 3))
