@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class Strict(BaseModel):
@@ -41,16 +50,10 @@ class GenericSplits(Strict):
 
 
 class Fewshot(Strict):
-    ks: list[int] = Field(default=[10, 100], min_length=1)
+    ks: list[PositiveInt] = Field(default=[10, 100], min_length=1)
     repeats: int = Field(default=10, ge=1)
     min_query: int = Field(default=10, ge=1)
     seed: int = 0
-
-    @model_validator(mode="after")
-    def _positive_ks(self):
-        if any(k < 1 for k in self.ks):
-            raise ValueError(f"every k must be >= 1, got {self.ks}")
-        return self
 
 
 class IngestParams(Strict):
@@ -89,11 +92,13 @@ class ExpertsParams(Strict):
     checkpoint_dir: str
     threads: int | None = None
 
-    @model_validator(mode="after")
-    def _crop_fits(self):
-        if self.input_size > self.cache_size:
-            raise ValueError(f"input_size {self.input_size} exceeds cache_size {self.cache_size}")
-        return self
+    @field_validator("input_size")
+    @classmethod
+    def _crop_fits(cls, v: int, info: ValidationInfo) -> int:
+        cache = info.data.get("cache_size")
+        if cache is not None and v > cache:
+            raise ValueError(f"input_size {v} exceeds cache_size {cache}")
+        return v
 
 
 class Method(Strict):

@@ -199,11 +199,38 @@ def plot_score_histograms(ratings: pl.DataFrame) -> plt.Figure:
     return fig
 
 
-def compute_world_statistics(params: dict[str, Any], world_manifest: dict) -> pl.DataFrame:
-    """Realism statistics of the synthetic world (empty when none is configured)."""
+WORLD_STATISTICS_SCHEMA = {
+    "name": pl.String,
+    "source": pl.String,
+    "value": pl.Float64,
+    "target_lo": pl.Float64,
+    "target_hi": pl.Float64,
+    "ok": pl.Boolean,
+}
+
+
+def compute_world_statistics(
+    params: dict[str, Any], world_manifest: dict, ingest_dropped_rows: pl.DataFrame
+) -> pl.DataFrame:
+    """Realism statistics of the synthetic world (empty when none is configured).
+
+    Runs after the sources are read (so a corrupt raw file is reported by its
+    adapter, with file, row and column) and is skipped when rows of the
+    world's files were dropped as bad.
+    """
+    empty = pl.DataFrame(schema=WORLD_STATISTICS_SCHEMA)
     if not world_manifest.get("synthetic", True):
-        return pl.DataFrame()
+        return empty
     p = config.parse("ingest", params)
+    synthetic = [k for k, s in p.sources.items() if s.synthetic]
+    bad = ingest_dropped_rows.filter(pl.col("source").is_in(synthetic))
+    if bad.height:
+        log.warning(
+            "World statistics skipped: %d rows of the synthetic world's raw files were dropped as bad "
+            "(see ingest_dropped_rows).",
+            bad.height,
+        )
+        return empty
     return world.world_statistics(Path(p.world_root))
 
 

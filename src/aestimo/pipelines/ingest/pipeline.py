@@ -52,7 +52,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(plot_score_histograms, inputs="ratings", outputs="score_histograms", name="plot_score_histograms"),
             Node(
                 compute_world_statistics,
-                inputs=["params:ingest", "world_manifest"],
+                inputs=["params:ingest", "world_manifest", "ingest_dropped_rows"],
                 outputs="world_statistics",
                 name="compute_world_statistics",
             ),

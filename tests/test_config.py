@@ -1,0 +1,106 @@
+"""aestimo.config: a bad parameter stops a run with a message that names it."""
+
+from __future__ import annotations
+
+import pytest
+
+from aestimo import config
+
+INGEST = {"sources": {"para": {"root": "data/01_raw/para", "test_users": {"count": 4}}}}
+STAGE = {"steps": 10, "batch_size": 4, "lr_head": [1e-3, 1e-4]}
+EXPERTS = {"sources": ["ava"], "stage1": STAGE, "stage2": STAGE, "checkpoint_dir": "data/06_models/ckpt"}
+
+
+def _with(base: dict, path: str, value) -> dict:
+    """A deep copy of ``base`` with the dotted ``path`` set to ``value``."""
+    import copy
+
+    out = copy.deepcopy(base)
+    node = out
+    *parents, last = path.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+    return out
+
+
+def test_valid_ingest_gets_defaults():
+    p = config.parse("ingest", INGEST)
+    assert p.on_bad_rows == "error"
+    assert p.fewshot.ks == [10, 100]
+    assert p.sources["para"].test_users.count == 4
+    assert config.parse("ingest", p) is p  # an already parsed block passes through
+
+
+@pytest.mark.parametrize(
+    "path, value, where",
+    [
+        ("fewshot.ks", [10, 0], "ingest.fewshot.ks"),
+        ("fewshot.ks", [], "ingest.fewshot.ks"),
+        ("fewshot.ks", "ten", "ingest.fewshot.ks"),
+        ("fewshot.repeats", 0, "ingest.fewshot.repeats"),
+        ("generic_splits.val_fraction", 1.5, "ingest.generic_splits.val_fraction"),
+        ("on_bad_rows", "ignore", "ingest.on_bad_rows"),
+        ("sources.para.test_users.count", 0, "ingest.sources.para.test_users.count"),
+        ("sources.para.root", None, "ingest.sources.para.root"),
+    ],
+)
+def test_ingest_errors_name_the_parameter(path, value, where):
+    with pytest.raises(ValueError, match="Invalid parameters") as err:
+        config.parse("ingest", _with(INGEST, path, value))
+    assert f"parameter '{where}" in str(err.value)
+
+
+def test_missing_required_block_is_named():
+    with pytest.raises(ValueError, match="parameter 'ingest.sources'"):
+        config.parse("ingest", {})
+
+
+@pytest.mark.parametrize(
+    "path, where",
+    [
+        ("typo_key", "ingest.typo_key"),
+        ("fewshot.k", "ingest.fewshot.k"),
+        ("sources.para.test_user", "ingest.sources.para.test_user"),
+    ],
+)
+def test_unknown_keys_rejected(path, where):
+    with pytest.raises(ValueError, match=f"parameter '{where}'") as err:
+        config.parse("ingest", _with(INGEST, path, 1))
+    assert "xtra" in str(err.value)  # pydantic: "Extra inputs are not permitted"
+
+
+def test_every_error_is_listed():
+    raw = _with(_with(INGEST, "fewshot.repeats", 0), "generic_splits.seed", "x")
+    msg = str(pytest.raises(ValueError, config.parse, "ingest", raw).value)
+    assert "ingest.fewshot.repeats" in msg and "ingest.generic_splits.seed" in msg
+
+
+def test_experts_valid_and_crop_fits():
+    p = config.parse("experts", EXPERTS)
+    assert p.input_size <= p.cache_size
+    config.parse("experts", _with(EXPERTS, "input_size", p.cache_size))  # equal is fine
+
+
+def test_experts_input_size_above_cache_size_rejected():
+    with pytest.raises(ValueError, match=r"input_size 96 exceeds cache_size 72"):
+        config.parse("experts", _with(EXPERTS, "input_size", 96))
+
+
+def test_experts_stage_errors_name_the_parameter():
+    with pytest.raises(ValueError, match=r"parameter 'experts\.stage1\.steps'"):
+        config.parse("experts", _with(EXPERTS, "stage1.steps", 0))
+    with pytest.raises(ValueError, match=r"parameter 'experts\.sources'"):
+        config.parse("experts", _with(EXPERTS, "sources", []))
+
+
+def test_personalize_deploy_method_must_be_a_method():
+    raw = {"methods": {"layerwise_rank": {}}, "deploy_method": "nope"}
+    with pytest.raises(ValueError, match="deploy_method 'nope'"):
+        config.parse("personalize", raw)
+    assert config.parse("personalize", {"methods": {"layerwise_rank": {}}}).steps == 500
+
+
+def test_unknown_section_raises():
+    with pytest.raises(KeyError):
+        config.parse("no_such_pipeline", {})
