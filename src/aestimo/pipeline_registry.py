@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from aestimo.pipelines import experts, ingest, personalize, task_vectors
+from aestimo.pipelines import experts, ingest, personalize, reporting, task_vectors
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -16,8 +16,11 @@ def register_pipelines() -> dict[str, Pipeline]:
         "ingest": ingest.create_pipeline(),
         "experts": experts.create_pipeline(),
         "task_vectors": task_vectors.create_pipeline(),
+        "reporting": reporting.create_pipeline(),
     }
-    chain = pipes["ingest"] + pipes["experts"] + pipes["task_vectors"] + personalize.create_pipeline()
+    chain = (
+        pipes["ingest"] + pipes["experts"] + pipes["task_vectors"] + personalize.create_pipeline() + pipes["reporting"]
+    )
     pipes["personalize"] = chain
     pipes["__default__"] = chain
     return pipes

@@ -1,0 +1,21 @@
+"""The ``reporting`` pipeline."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import build_report
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                build_report,
+                inputs=[
+                    "ingest_counts", "world_statistics", "expert_metrics", "task_vector_similarity",
+                    "personalization_summary", "personalization_timings", "params:personalize",
+                ],
+                outputs="report",
+                name="build_report",
+            )
+        ]
+    )
