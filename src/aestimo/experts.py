@@ -95,7 +95,7 @@ def source_splits(
         t = tab.filter(pl.col("split") == split)
         dist = dist_matrix(t["dist"])
         out[split] = SplitData(
-            torch.as_tensor(t["row"].to_numpy(), dtype=torch.long),
+            torch.as_tensor(t["row"].to_numpy().copy(), dtype=torch.long),
             Labels(torch.as_tensor(t["mean_template"].to_numpy(), dtype=torch.float32), torch.as_tensor(dist, dtype=torch.float32)),
         )
     if len(out["train"].rows) == 0 or len(out["val"].rows) == 0:
