@@ -113,8 +113,8 @@ def save_checkpoint(path: Path, model, optimizer, best_state, step, gen, meta) -
     save_bundle(TensorBundle(tensors, meta), path)
 
 
-def load_checkpoint(path: Path, model, optimizer, gen) -> tuple[dict, int, dict]:
-    b = load_bundle(path)
+def load_checkpoint(b: TensorBundle, model, optimizer, gen) -> tuple[dict, int, dict]:
+    """Restore model, optimizer and RNG state from a checkpoint bundle."""
     model.load_state_dict(_unflatten("model", b.tensors))
     state: dict[int, dict] = {}
     for k, v in b.tensors.items():
@@ -155,10 +155,11 @@ def _fit(
     torch.manual_seed(seed)
     start, history, best_val, bad = 0, [], float("inf"), 0
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if checkpoint is not None and checkpoint.exists() and load_bundle(checkpoint).meta.get("fingerprint") != fingerprint:
+    saved = load_bundle(checkpoint) if checkpoint is not None and checkpoint.exists() else None
+    if saved is not None and saved.meta.get("fingerprint") != fingerprint:
         log.warning("%s: ignoring checkpoint %s written by another configuration", desc, checkpoint)
-    elif checkpoint is not None and checkpoint.exists():
-        best_state, start, meta = load_checkpoint(checkpoint, model, optimizer, gen)
+    elif saved is not None:
+        best_state, start, meta = load_checkpoint(saved, model, optimizer, gen)
         history, best_val, bad = meta["history"], meta["best_val"], meta["bad"]
         log.info("%s: resumed from %s at step %d", desc, checkpoint, start)
     set_train = train_mode or model.train
