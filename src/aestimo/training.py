@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -266,19 +265,3 @@ def finetune(
         {"params": list(scorer.backbone.parameters()), "lr": cfg.lr_backbone[0], "lr_range": cfg.lr_backbone},
     ]
     return _fit(scorer, groups, batch, val, len(pixels_train), cfg, seed, checkpoint, desc, stop_after, train_mode)
-
-
-@torch.no_grad()
-def predict_probs(scorer: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Bin probabilities for normalised inputs, in eval mode."""
-    scorer.eval()
-    return torch.cat([scorer(x[i : i + batch]) for i in range(0, len(x), batch)]) if len(x) else torch.empty(0, 10)
-
-
-def history_json(history: list[dict]) -> str:
-    return json.dumps(history)
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
