@@ -105,6 +105,7 @@ class Method(Strict):
     loss: Literal["rank", "mse"] = "rank"
     layerwise: bool = True
     init: Literal["srocc", "uniform"] = "srocc"
+    ks: list[int] | None = None  # run this method only at these k (None = every k of the protocol)
 
 
 class PersonalizeParams(Strict):
@@ -122,6 +123,13 @@ class PersonalizeParams(Strict):
     deploy_method: str = "layerwise_rank"  # the λ that `aestimo score` uses
     protocol: str = "default"
     threads: int | None = None
+    workers: int = Field(default=1, ge=1)  # processes sharing the runs (one thread each); 1 = here
+
+    @model_validator(mode="after")
+    def _batched_or_workers(self):
+        if self.batched and self.workers > 1:
+            raise ValueError("batched runs every person in one process: set workers to 1 (or batched to false)")
+        return self
 
     @model_validator(mode="after")
     def _deploy_known(self):

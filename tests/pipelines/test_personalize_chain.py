@@ -112,3 +112,32 @@ def test_score_api_matches_personalized_predictions(project):
     result = aestimo.score([str(tmp / p) for p in images["path"]], user=key.replace("__", ":", 1), project_path=tmp, env="smoke")
     assert result.errors == [] and result.table.height == 2
     assert np.isfinite(result.table["score"].to_numpy()).all()
+
+
+def test_worker_processes_give_the_in_process_numbers(project):
+    """Runs shared across spawned workers (one thread each) equal the same runs done here."""
+    from aestimo.parallel import Images, Job, run_jobs
+    from aestimo.models.scorer import template_tensor
+    from aestimo.personalize import PersonalizeConfig
+
+    _, catalog = project
+    theta0, tau, cache = catalog.load("theta0"), catalog.load("task_vectors"), catalog.load("image_cache")
+    images = Images(cache["pixels"], theta0.meta["input_size"], *experts.norm_of(theta0))
+    n = len(tau.meta["sources"])
+    rng = np.random.default_rng(0)
+    jobs = []
+    for j, layerwise in enumerate([True, False, True]):
+        rows = torch.as_tensor(rng.choice(len(cache["pixels"]), 14, replace=False))
+        y = torch.as_tensor(rng.uniform(1, 10, 10), dtype=torch.float32)
+        cfg = PersonalizeConfig(steps=3, batch_size=8, layerwise=layerwise)
+        jobs.append(Job(f"p{j}", rows[:10], y, rng.normal(size=(n, 10)), j, rows[10:], template_tensor(np.arange(1.0, 11.0)), cfg))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = run_jobs(theta0, tau, images, jobs, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    pooled = run_jobs(theta0, tau, images, jobs, workers=2)
+    for a, b in zip(here, pooled):
+        assert torch.equal(a.lam, b.lam) and torch.equal(a.scores, b.scores)
+    assert not torch.equal(here[0].lam, here[2].lam)  # the jobs differ, so equality above means something

