@@ -104,3 +104,13 @@ def test_personalize_deploy_method_must_be_a_method():
 def test_unknown_section_raises():
     with pytest.raises(KeyError):
         config.parse("no_such_pipeline", {})
+
+
+def test_personalize_workers_and_batched_exclude_each_other():
+    methods = {"layerwise_rank": {}}
+    with pytest.raises(ValueError, match="workers to 1"):
+        config.parse("personalize", {"methods": methods, "batched": True, "workers": 2})
+    with pytest.raises(ValueError, match="personalize.workers"):
+        config.parse("personalize", {"methods": methods, "workers": 0})
+    p = config.parse("personalize", {"methods": {"m": {"loss": "mse", "ks": [10]}}, "workers": 2})
+    assert p.methods["m"].ks == [10] and p.workers == 2

@@ -3,9 +3,9 @@
 Each person's λ depends only on that person (their support images, their
 seed), so the runs are independent and split across processes without
 changing what any one of them computes. On a small CPU this is the fast way
-to run a protocol: one convolutional forward/backward barely uses a second
-core (intra-op threading scales ~1.2x on two cores), while two one-thread
-workers run ~1.8x the people per second (bench/personalize_speed.py).
+to run a protocol: a second intra-op thread speeds one small convolutional
+forward/backward up only ~1.2x, while two one-thread workers run nearly twice
+the people per second (bench/personalize_workers.py measures it).
 
 Workers are spawned (never forked: the OpenMP runtime PyTorch ships is not
 fork-safe once used) and build their own :class:`~aestimo.taskvec.MergedScorer`
