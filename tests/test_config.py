@@ -112,5 +112,5 @@ def test_personalize_workers_and_batched_exclude_each_other():
         config.parse("personalize", {"methods": methods, "batched": True, "workers": 2})
     with pytest.raises(ValueError, match="personalize.workers"):
         config.parse("personalize", {"methods": methods, "workers": 0})
-    p = config.parse("personalize", {"methods": {"m": {"loss": "mse", "ks": [10]}}, "workers": 2})
+    p = config.parse("personalize", {"methods": {"m": {"loss": "mse", "ks": [10]}}, "deploy_method": "m", "workers": 2})
     assert p.methods["m"].ks == [10] and p.workers == 2
