@@ -19,6 +19,7 @@ from aestimo.imagecache import center_view, to_float
 from aestimo.models.backbone import backbone_preprocessing
 from aestimo.models.scorer import Scorer, build_scorer, template_tensor
 from aestimo.scales import SCALES
+from aestimo.taskvec import MergedScorer
 from aestimo.training import Labels
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,11 @@ def scorer_from_state(theta0: TensorBundle, state: dict[str, torch.Tensor] | Non
     scorer = build_scorer(theta0.meta["backbone"], None, head_seed=0, allow_random=True)
     scorer.load_state_dict(state if state is not None else theta0.tensors, strict=True)
     return scorer.eval()
+
+
+def merged_scorer(theta0: TensorBundle, task_vectors: TensorBundle) -> MergedScorer:
+    """θ0's scorer with the task vectors attached: ``theta_0 + sum_i lambda[i, l] tau[i, l]`` for any λ."""
+    return MergedScorer(scorer_from_state(theta0), theta0.tensors, task_vectors)
 
 
 def norm_of(theta0: TensorBundle) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -16,6 +16,7 @@ depend on how many workers there are or which one picked it up.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,6 +27,7 @@ import torch
 import torch.multiprocessing as tmp
 from tqdm.auto import tqdm
 
+from aestimo import experts
 from aestimo.datasets.safetensors_dataset import TensorBundle
 from aestimo.imagecache import center_view, to_float
 from aestimo.personalize import Person, PersonalizeConfig, personalize, predict
@@ -94,13 +96,7 @@ def pack(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], lis
 
 
 def unpack(flat: dict[str, torch.Tensor], specs) -> dict[str, torch.Tensor]:
-    out = {}
-    for name, key, shape, off in specs:
-        n = 1
-        for s in shape:
-            n *= s
-        out[name] = flat[key][off : off + n].view(shape)
-    return out
+    return {name: flat[key][off : off + math.prod(shape)].view(shape) for name, key, shape, off in specs}
 
 
 _MERGED: MergedScorer | None = None
@@ -111,11 +107,9 @@ def _init_worker(theta_flat, theta_specs, theta_meta, tau_flat, tau_specs, tau_m
     global _MERGED, _IMAGES
     _IMAGES = images
     torch.set_num_threads(1)
-    from aestimo import experts  # noqa: PLC0415  (imported in the worker, after the thread setting)
-
     theta0 = TensorBundle(unpack(theta_flat, theta_specs), theta_meta)
     tau = TensorBundle(unpack(tau_flat, tau_specs), tau_meta)
-    _MERGED = MergedScorer(experts.scorer_from_state(theta0), theta0.tensors, tau)
+    _MERGED = experts.merged_scorer(theta0, tau)
 
 
 def _work(i: int, job: Job) -> tuple[int, Result]:
@@ -129,19 +123,15 @@ def run_jobs(
     images: Images,
     jobs: Sequence[Job],
     workers: int = 1,
-    merged: MergedScorer | None = None,
     desc: str = "personalize",
 ) -> list[Result]:
     """Run every job; results in the order of ``jobs``.
 
-    ``workers <= 1`` runs them here, in order (on ``merged`` when given);
+    ``workers <= 1`` runs them here, in order;
     otherwise a pool of spawned one-thread workers shares them out.
     """
     if workers <= 1 or len(jobs) <= 1:
-        if merged is None:
-            from aestimo import experts  # noqa: PLC0415
-
-            merged = MergedScorer(experts.scorer_from_state(theta0), theta0.tensors, task_vectors)
+        merged = experts.merged_scorer(theta0, task_vectors)
         return [run_job(merged, images, j) for j in tqdm(jobs, desc=desc, leave=False)]
     theta_flat, theta_specs = pack(theta0.tensors)
     tau_flat, tau_specs = pack(task_vectors.tensors)
@@ -152,5 +142,6 @@ def run_jobs(
         futures = [pool.submit(_work, i, j) for i, j in enumerate(jobs)]
         for f in tqdm(as_completed(futures), total=len(futures), desc=desc, leave=False):
             i, res = f.result()
+            # own copies: the received tensors live in shared memory that the worker may release
             out[i] = Result(res.lam.clone(), res.scores.clone(), res.seconds)
     return out  # type: ignore[return-value]

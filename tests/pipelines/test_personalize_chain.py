@@ -14,7 +14,9 @@ from kedro.framework.startup import bootstrap_project
 
 from aestimo import experts
 from aestimo.console import main as cli
-from aestimo.taskvec import MergedScorer
+from aestimo.models.scorer import template_tensor
+from aestimo.parallel import Images, Job, run_jobs
+from aestimo.personalize import PersonalizeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +66,7 @@ def test_one_hot_merge_reproduces_the_trained_experts(project):
     _, catalog = project
     theta0, tv, cache = catalog.load("theta0"), catalog.load("task_vectors"), catalog.load("image_cache")
     preds = catalog.load("expert_predictions")
-    merged = MergedScorer(experts.scorer_from_state(theta0), theta0.tensors, tv)
+    merged = experts.merged_scorer(theta0, tv)
     from aestimo.imagecache import center_view, to_float
 
     x = to_float(center_view(cache["pixels"][:8], theta0.meta["input_size"]), *experts.norm_of(theta0))
@@ -116,10 +118,6 @@ def test_score_api_matches_personalized_predictions(project):
 
 def test_worker_processes_give_the_in_process_numbers(project):
     """Runs shared across spawned workers (one thread each) equal the same runs done here."""
-    from aestimo.parallel import Images, Job, run_jobs
-    from aestimo.models.scorer import template_tensor
-    from aestimo.personalize import PersonalizeConfig
-
     _, catalog = project
     theta0, tau, cache = catalog.load("theta0"), catalog.load("task_vectors"), catalog.load("image_cache")
     images = Images(cache["pixels"], theta0.meta["input_size"], *experts.norm_of(theta0))

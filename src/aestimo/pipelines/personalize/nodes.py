@@ -141,11 +141,9 @@ def personalize_people(
 ) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame]:
     """λ per person × method × k × repeat, and SROCC / PLCC on each person's query images."""
     p = _params(params)
-    merged = MergedScorer(experts.scorer_from_state(theta0), theta0.tensors, task_vectors)
     rows_of = {iid: i for i, iid in enumerate(image_cache.meta["image_ids"])}
     crop, norm = theta0.meta["input_size"], experts.norm_of(theta0)
     tables = _person_tables(plan, fewshot_splits, ratings)
-
     images = Images(image_cache["pixels"], crop, *norm)
 
     def rows(ids: list[str]) -> torch.Tensor:
@@ -177,9 +175,10 @@ def personalize_people(
                 where.append((method, source, k, run))
     log.info("personalizing: %d runs (%d methods) on %d worker(s)", len(jobs), len(p.methods), p.workers if not p.batched else 1)
     if p.batched:
+        merged = experts.merged_scorer(theta0, task_vectors)
         results = _run_batched(merged, images, jobs, where)
     else:
-        results = run_jobs(theta0, task_vectors, images, jobs, workers=p.workers, merged=merged)
+        results = run_jobs(theta0, task_vectors, images, jobs, workers=p.workers)
     seconds: dict[tuple[str, str, int], list[float]] = {}
     for (method, source, k, run), res in zip(where, results):
         (_, rater, _, rep, _seed, _sup, qry) = run
@@ -190,7 +189,7 @@ def personalize_people(
         timing_rows.append({"method": method, "source": source, "k": k, "runs": len(s), "seconds": float(sum(s)),
                             "seconds_per_run": float(np.mean(s)), "steps": p.steps, "workers": 1 if p.batched else p.workers})
     coefficients = {
-        key: TensorBundle(t, {"sources": merged.sources, "names": merged.names, "deploy_method": p.deploy_method})
+        key: TensorBundle(t, {"sources": task_vectors.meta["sources"], "names": task_vectors.meta["names"], "deploy_method": p.deploy_method})
         for key, t in lambdas.items()
     }
     return coefficients, pl.DataFrame(metric_rows, schema=METRIC_SCHEMA), pl.DataFrame(timing_rows)
