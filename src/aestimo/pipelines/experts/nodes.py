@@ -151,13 +151,25 @@ def plot_expert_curves(source: str, stage1: pl.DataFrame, stage2: pl.DataFrame) 
     return fig
 
 
-def predict_with_experts(theta0: TensorBundle, image_cache: TensorBundle, *expert_weights: TensorBundle) -> pl.DataFrame:
-    """Bin probabilities of every expert (and θ0) on every cached image, deterministic view."""
-    crop, norm, ids = theta0.meta["input_size"], experts.norm_of(theta0), image_cache.meta["image_ids"]
+# The images downstream nodes read expert scores of: every source's test split
+# (the cross-source table) and the held-out people's images (zero-shot baselines,
+# λ initialisation). Training and validation images are left out: 3x fewer forwards.
+PREDICTED_SPLITS = ("test", "personal")
+
+
+def predict_with_experts(
+    theta0: TensorBundle, image_cache: TensorBundle, generic_splits: pl.DataFrame, *expert_weights: TensorBundle
+) -> pl.DataFrame:
+    """Bin probabilities of every expert on every test or held-out person's image, deterministic view."""
+    crop, norm = theta0.meta["input_size"], experts.norm_of(theta0)
+    wanted = set(generic_splits.filter(pl.col("split").is_in(PREDICTED_SPLITS))["image_id"].to_list())
+    rows = [i for i, iid in enumerate(image_cache.meta["image_ids"]) if iid in wanted]
+    ids = [image_cache.meta["image_ids"][i] for i in rows]
+    pixels = image_cache["pixels"][rows]
     frames = []
     for bundle in expert_weights:
         scorer = experts.scorer_from_state(theta0, bundle.tensors)
-        probs = experts.predict(scorer, image_cache["pixels"], crop, norm)
+        probs = experts.predict(scorer, pixels, crop, norm)
         frames.append(experts.predictions_table(bundle.meta["source"], ids, probs))
     return pl.concat(frames)
 

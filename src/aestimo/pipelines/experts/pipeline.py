@@ -65,7 +65,7 @@ def create_pipeline(sources: list[str] | None = None, **kwargs) -> Pipeline:
         [
             Node(
                 predict_with_experts,
-                inputs=["theta0", "image_cache", *[f"{s}.expert_weights" for s in sources]],
+                inputs=["theta0", "image_cache", "generic_splits", *[f"{s}.expert_weights" for s in sources]],
                 outputs="expert_predictions",
                 name="predict_with_experts",
             ),
