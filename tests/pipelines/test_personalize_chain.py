@@ -54,6 +54,8 @@ def test_chain_writes_every_stage(project):
     assert {"layerwise_rank", "layeragnostic_rank", "layerwise_mse", "zero_shot_ensemble", "oracle"} <= set(summary["method"])
     per = catalog.load("personalization_metrics")
     assert per.filter(pl.col("method") == "layerwise_rank").height == 2 * 2 * 2  # 2 sources x 2 people x 2 repeats
+    comp = catalog.load("personalization_comparisons").filter(pl.col("versus") == "layeragnostic_rank")
+    assert comp["k"].to_list() == [10] and comp["runs"].to_list() == [8]  # paired over every run (2 sources x 2 people x 2 repeats)
     coeffs = catalog.load("user_coefficients")
     assert len(coeffs) == 4
     bundle = next(iter(coeffs.values()))()

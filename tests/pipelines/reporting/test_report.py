@@ -31,6 +31,7 @@ def test_report_names_the_protocol_and_every_section():
         pl.DataFrame({"expert": ["ava"], "source": ["ava"], "srocc": [0.6]}),
         pl.DataFrame({"source_a": ["ava"], "source_b": ["ava"], "cosine": [1.0]}),
         summary,
+        pl.DataFrame({"method": ["layerwise_rank"] * 2, "versus": ["layeragnostic_rank", "zero_shot_ava"], "k": [10, 10], "wilcoxon_p": [0.04, 0.5]}),
         pl.DataFrame({"method": ["layerwise_rank"], "seconds": [1.0]}),
         {"methods": {"layerwise_rank": {}}, "protocol": "tiny test protocol"},
     )
@@ -38,3 +39,4 @@ def test_report_names_the_protocol_and_every_section():
     for title in ("Personalization", "Experts", "Task vectors", "Data"):
         assert f"<h2>{title}" in html
     assert html.count("zero_shot_ava") == 1  # single experts only in the full table
+    assert "layeragnostic_rank" in html and "Wilcoxon" in html  # the paired comparison is shown

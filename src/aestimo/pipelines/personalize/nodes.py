@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 import torch  # noqa: E402
 
-from aestimo import config, experts, metrics  # noqa: E402
+from aestimo import comparison, config, experts, metrics  # noqa: E402
 from aestimo.datasets.safetensors_dataset import TensorBundle  # noqa: E402
 from aestimo.models.scorer import template_tensor  # noqa: E402
 from aestimo.parallel import Images, Job, Result, run_jobs  # noqa: E402
@@ -278,6 +278,11 @@ def summarize(personal: pl.DataFrame, zero_shot: pl.DataFrame, oracle: pl.DataFr
         .sort("k", "srocc_mean", descending=[False, True])
     )
     return allm, summary
+
+
+def compare_methods(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    """The deployed method paired with every other method on the same runs (aestimo.comparison)."""
+    return comparison.against_all(personalization_metrics, config.parse("personalize", params).deploy_method)
 
 
 def plot_summary(summary: pl.DataFrame) -> plt.Figure:

@@ -2,7 +2,15 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import oracle_metrics, personalize_people, plan_personalization, plot_summary, summarize, zero_shot_metrics
+from .nodes import (
+    compare_methods,
+    oracle_metrics,
+    personalize_people,
+    plan_personalization,
+    plot_summary,
+    summarize,
+    zero_shot_metrics,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -40,6 +48,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["personalized_metrics", "zero_shot_metrics", "oracle_metrics"],
                 outputs=["personalization_metrics", "personalization_summary"],
                 name="summarize_personalization",
+            ),
+            Node(
+                compare_methods,
+                inputs=["personalization_metrics", "params:personalize"],
+                outputs="personalization_comparisons",
+                name="compare_methods",
             ),
             Node(plot_summary, inputs="personalization_summary", outputs="personalization_summary_plot", name="plot_personalization_summary"),
         ],

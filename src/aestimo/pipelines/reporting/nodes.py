@@ -16,6 +16,7 @@ def build_report(
     expert_metrics: pl.DataFrame,
     task_vector_similarity: pl.DataFrame,
     personalization_summary: pl.DataFrame,
+    personalization_comparisons: pl.DataFrame,
     personalization_timings: pl.DataFrame,
     personalize_params: dict[str, Any],
 ) -> str:
@@ -32,6 +33,10 @@ def build_report(
             "person's noise-free utility (synthetic world only).</p>"
             + table_html(main)
             + "<img src='personalization/summary.png' alt='summary plot'>"
+            + f"<h3>{p.deploy_method} against each other method, on the same runs</h3>"
+            "<p>Paired over person × k × repeat: mean SROCC difference, wins / losses / ties, and a "
+            "two-sided Wilcoxon signed-rank p-value. A small p says the ordering is more than chance.</p>"
+            + table_html(personalization_comparisons.filter(~pl.col("versus").str.starts_with("zero_shot_") | (pl.col("versus") == "zero_shot_ensemble")))
             + "<h3>Every method, single experts included</h3>"
             + table_html(personalization_summary)
             + "<h3>Time spent</h3>"
