@@ -145,3 +145,16 @@ def test_worker_processes_give_the_in_process_numbers(project):
     for a, b in zip(here, pooled):
         assert torch.equal(a.lam, b.lam) and torch.equal(a.scores, b.scores)
     assert not torch.equal(here[0].lam, here[2].lam)  # the jobs differ, so equality above means something
+
+
+def test_more_people_experiment_runs_the_personalization_nodes(project, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_on_more_people", ROOT / "experiments" / "compare_on_more_people.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    tmp, _ = project
+    script.main(["--people", "1", "--k", "10", "--steps", "2", "--workers", "1", "--project", str(tmp), "--env", "smoke"])
+    out = capsys.readouterr().out
+    assert "k = 10, 1 people per source, 1 repeat(s), 2 steps" in out
+    assert "layeragnostic_rank" in out and "wilcoxon_p" in out
