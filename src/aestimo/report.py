@@ -17,6 +17,12 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 """
 
 
+def main_methods(column: str = "method") -> pl.Expr:
+    """Rows to show in a main view: every method but the single experts' zero-shot rows
+    (``zero_shot_<source>``); the zero-shot ensemble stays."""
+    return ~pl.col(column).str.starts_with("zero_shot_") | (pl.col(column) == "zero_shot_ensemble")
+
+
 def table_html(df: pl.DataFrame, digits: int = 3, max_rows: int = 60) -> str:
     if df.height == 0:
         return "<p class='note'>(empty)</p>"

@@ -21,6 +21,7 @@ from aestimo.datasets.safetensors_dataset import TensorBundle  # noqa: E402
 from aestimo.models.scorer import template_tensor  # noqa: E402
 from aestimo.parallel import Images, Job, Result, run_jobs  # noqa: E402
 from aestimo.personalize import PersonalizeConfig, personalize, predict  # noqa: E402
+from aestimo.report import main_methods  # noqa: E402
 from aestimo.scales import SCALES  # noqa: E402
 from aestimo.taskvec import MergedScorer  # noqa: E402
 
@@ -287,7 +288,7 @@ def compare_methods(personalization_metrics: pl.DataFrame, params: dict[str, Any
 
 def plot_summary(summary: pl.DataFrame) -> plt.Figure:
     """Mean SROCC ± std per method, one group of bars per k (single experts omitted)."""
-    s = summary.filter(~pl.col("method").str.starts_with("zero_shot_") | (pl.col("method") == "zero_shot_ensemble"))
+    s = summary.filter(main_methods("method"))
     ks = sorted(s["k"].unique().to_list())
     methods = s.filter(pl.col("k") == ks[0]).sort("srocc_mean")["method"].to_list()
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(methods) * len(ks) + 1.5))

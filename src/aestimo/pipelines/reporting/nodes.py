@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 
 from aestimo import config
-from aestimo.report import build_html, expert_matrix, table_html
+from aestimo.report import build_html, expert_matrix, main_methods, table_html
 
 
 def build_report(
@@ -22,9 +22,7 @@ def build_report(
 ) -> str:
     """The run's HTML report (plots are the PNGs written beside it, under 08_reporting)."""
     p = config.parse("personalize", personalize_params)
-    main = personalization_summary.filter(
-        ~pl.col("method").str.starts_with("zero_shot_") | (pl.col("method") == "zero_shot_ensemble")
-    )
+    main = personalization_summary.filter(main_methods("method"))
     sections = [
         (
             "Personalization",
@@ -36,7 +34,7 @@ def build_report(
             + f"<h3>{p.deploy_method} against each other method, on the same runs</h3>"
             "<p>Paired over person × k × repeat: mean SROCC difference, wins / losses / ties, and a "
             "two-sided Wilcoxon signed-rank p-value. A small p says the ordering is more than chance.</p>"
-            + table_html(personalization_comparisons.filter(~pl.col("versus").str.starts_with("zero_shot_") | (pl.col("versus") == "zero_shot_ensemble")))
+            + table_html(personalization_comparisons.filter(main_methods("versus")))
             + "<h3>Every method, single experts included</h3>"
             + table_html(personalization_summary)
             + "<h3>Time spent</h3>"
