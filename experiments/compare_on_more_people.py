@@ -42,6 +42,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--steps", type=int, default=None, help="default: the environment's personalize.steps")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the environment's personalize.batch_size")
+    ap.add_argument("--dropout", type=float, default=None, help="default: the environment's personalize.dropout")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--env", default=None, help="Kedro environment whose outputs to read (default: base + local)")
     ap.add_argument("--project", type=Path, default=Path(__file__).resolve().parents[1])
@@ -65,6 +66,8 @@ def main(argv=None) -> None:
     )
     if args.steps is not None:
         params["steps"] = args.steps
+    if args.dropout is not None:
+        params["dropout"] = args.dropout
     if args.batch_size is not None:
         params["batch_size"] = args.batch_size
 

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from aestimo.datasets.safetensors_dataset import TensorBundle
-from aestimo.models.head import sigmoid_distribution
-from aestimo.models.scorer import template_tensor
+from aestimo.models.head import ScoreHead, sigmoid_distribution
+from aestimo.models.scorer import Scorer, template_tensor
 from aestimo.personalize import Person, PersonalizeConfig, init_coefficients, personalize, predict
 from aestimo.pipelines.personalize.nodes import plan_personalization
 from aestimo.taskvec import MergedScorer, build_task_vectors
@@ -103,6 +103,39 @@ def test_layer_agnostic_learns_one_coefficient_per_source():
     lam = personalize(merged, [_person("p", 0, 20, 1)], template_tensor("five"), PersonalizeConfig(steps=5, layerwise=False), progress=False)
     assert lam.shape == (1, 4)
 
+
+
+def _head_world(seed=0):
+    """A Scorer with a real ScoreHead (hidden 8) and three random experts, for the head's dropout."""
+    torch.manual_seed(seed)
+    module = Scorer(nn.Sequential(nn.Linear(4, 6), nn.Tanh()), ScoreHead(6, hidden=8), channels_last=False)
+    theta0 = {k: v.clone() for k, v in module.state_dict().items()}
+    experts = {f"s{i}": {k: v + 0.5 * torch.randn_like(v) for k, v in theta0.items()} for i in range(3)}
+    return MergedScorer(module, theta0, build_task_vectors(module, theta0, experts))
+
+
+def test_head_dropout_is_seeded_and_batched_equals_looped():
+    merged = _head_world()
+    people = [_person(f"p{i}", i, 12, seed=i) for i in range(3)]
+    for p in people:
+        p.expert_scores = p.expert_scores[:3]
+    tmpl = template_tensor("five")
+    cfg = PersonalizeConfig(steps=15, batch_size=8, dropout=0.5)
+    looped = personalize(merged, people, tmpl, cfg, batched=False, progress=False)
+    again = personalize(merged, people, tmpl, cfg, batched=False, progress=False)
+    batched = personalize(merged, people, tmpl, cfg, batched=True, progress=False)
+    no_drop = personalize(merged, people, tmpl, PersonalizeConfig(steps=15, batch_size=8), batched=False, progress=False)
+    assert torch.equal(looped, again)  # masks come from each person's seed
+    torch.testing.assert_close(batched, looped, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(looped, no_drop, atol=1e-3)  # the masks do change the training
+    # scoring never drops: predictions are deterministic
+    x = torch.randn(5, 4)
+    assert torch.equal(predict(merged, x, looped[0], tmpl), predict(merged, x, looped[0], tmpl))
+
+
+def test_dropout_rate_must_be_below_one():
+    with pytest.raises(ValueError, match="dropout"):
+        PersonalizeConfig(dropout=1.0)
 
 # --------------------------------------------------------------------------- the plan and its guards
 

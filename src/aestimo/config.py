@@ -118,6 +118,7 @@ class PersonalizeParams(Strict):
     batch_size: int = Field(default=32, ge=2)
     lr: tuple[float, float] = (1e-2, 1e-3)
     weight_decay: float = Field(default=0.0, ge=0)
+    dropout: float = Field(default=0.0, ge=0, lt=1)  # the head's dropout while λ trains
     init_temperature: float = 10.0
     batched: bool = False
     deploy_method: str = "layerwise_rank"  # the λ that `aestimo score` uses

@@ -5,7 +5,9 @@ tau[i, l]`` with θ0 and τ frozen. λ is initialised from how well each expert
 already ranks the person's k images (softmax of 10 × SROCC, broadcast over
 layers) and trained with a Bradley–Terry pairwise rank loss (MSE as an option)
 under AdamW with a cosine schedule. Nothing here looks at a person's query
-images: the schedule is fixed.
+images: the schedule is fixed. The head's dropout is off while λ trains by
+default; ``dropout=0.5`` trains λ with it on, as the reference code does
+(it trains in train mode), from masks drawn from the person's seed.
 
 Many people can be personalized at once (``batched=True``): their λ are
 stacked and the merged forward is ``vmap``-ed over people. AdamW acts
@@ -42,12 +44,15 @@ class PersonalizeConfig:
     init: str = "srocc"  # "srocc": softmax(temperature × expert SROCC on the support set); "uniform": 1/n
     init_temperature: float = 10.0
     layerwise: bool = True  # False: one coefficient per source (the layer-agnostic ablation)
+    dropout: float = 0.0  # the head's dropout rate while λ trains (the reference trains λ in train mode: 0.5)
 
     def __post_init__(self):
         if self.loss not in ("rank", "mse"):
             raise ValueError(f"loss must be 'rank' or 'mse', got {self.loss!r}")
         if self.init not in ("srocc", "uniform"):
             raise ValueError(f"init must be 'srocc' or 'uniform', got {self.init!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
 
 @dataclass
@@ -91,6 +96,14 @@ def _batch_indices(people: Sequence[Person], b: int, gens: list[torch.Generator]
     return out
 
 
+def _drop_masks(gens: list[torch.Generator], b: int, merged: MergedScorer, p: float) -> torch.Tensor | None:
+    """Inverted-dropout masks ``(P, b, hidden)`` for the head, from each person's generator (None when p = 0)."""
+    if p == 0.0:
+        return None
+    hidden, keep = merged.module.head.hidden, 1.0 - p
+    return torch.stack([torch.bernoulli(torch.full((b, hidden), keep), generator=g) / keep for g in gens])
+
+
 def personalize(
     merged: MergedScorer,
     people: Sequence[Person],
@@ -130,13 +143,14 @@ def _run(merged, people, init, template, cfg, batched, progress, desc) -> torch.
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, cfg.steps, *cfg.lr)
         idx = _batch_indices(people, b, gens)
+        masks = _drop_masks(gens, b, merged, cfg.dropout)
         if batched:
             x = torch.stack([p.x[i] for p, i in zip(people, idx)])
-            pred = merged.batched(x, lam) @ template  # (P, b)
+            pred = merged.batched(x, lam, masks) @ template  # (P, b)
             loss = sum(person_loss(pred[j], p.y[i], cfg.loss) for j, (p, i) in enumerate(zip(people, idx)))
         else:
             p, i = people[0], idx[0]
-            loss = person_loss(merged(p.x[i], lam[0]) @ template, p.y[i], cfg.loss)
+            loss = person_loss(merged(p.x[i], lam[0], None if masks is None else masks[0]) @ template, p.y[i], cfg.loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

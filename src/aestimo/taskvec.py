@@ -90,13 +90,16 @@ class MergedScorer:
             out[n] = w.contiguous(memory_format=torch.channels_last) if w.dim() == 4 and not _in_vmap() else w
         return out
 
-    def __call__(self, x: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-        """Bin probabilities of the merged model, ``(B, 10)``."""
-        return functional_call(self.module, {**self.merged(lam), **self.buffers}, (x,))
+    def __call__(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Bin probabilities of the merged model, ``(B, 10)``; ``drop_mask``: the head's dropout (see ScoreHead.logits)."""
+        args = (x,) if drop_mask is None else (x, drop_mask)
+        return functional_call(self.module, {**self.merged(lam), **self.buffers}, args)
 
-    def batched(self, x: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-        """Many people at once: ``x`` ``(P, B, C, H, W)``, ``lam`` ``(P, n, L)`` -> ``(P, B, 10)``."""
-        return vmap(self.__call__, in_dims=(0, 0), randomness="error")(x, lam)
+    def batched(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Many people at once: ``x`` ``(P, B, C, H, W)``, ``lam`` ``(P, n, L)`` (``drop_mask`` ``(P, B, hidden)``) -> ``(P, B, 10)``."""
+        if drop_mask is None:
+            return vmap(self.__call__, in_dims=(0, 0), randomness="error")(x, lam)
+        return vmap(self.__call__, in_dims=(0, 0, 0), randomness="error")(x, lam, drop_mask)
 
     @torch.no_grad()
     def state_dict(self, lam: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -50,16 +50,22 @@ class ScoreHead(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.fc2 = nn.Linear(hidden, n_bins)
 
-    def logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Raw pre-sigmoid outputs ``(B, n_bins)``."""
-        return self.fc2(self.drop(self.act(self.fc1(features))))
+    def logits(self, features: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw pre-sigmoid outputs ``(B, n_bins)``.
+
+        ``drop_mask`` ``(B, hidden)``, already scaled by ``1 / (1 - p)``, replaces
+        the dropout layer by an explicit mask: dropout drawn from a caller's
+        generator (reproducible, and the same inside and outside ``vmap``).
+        """
+        h = self.act(self.fc1(features))
+        return self.fc2(self.drop(h) if drop_mask is None else h * drop_mask)
 
     def forward_with_logits(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.logits(features)
         return sigmoid_distribution(logits), logits
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return sigmoid_distribution(self.logits(features))
+    def forward(self, features: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return sigmoid_distribution(self.logits(features, drop_mask))
 
     @torch.no_grad()
     def reset_parameters(self, seed: int | None = None) -> None:

@@ -96,8 +96,8 @@ class Scorer(nn.Module):
         """``(probs, logits)``, both ``(B, n_bins)``; logits are pre-sigmoid (for Bal-CE)."""
         return self.head.forward_with_logits(self.features(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+    def forward(self, x: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x), drop_mask)
 
     def score(self, x: torch.Tensor, template: str | np.ndarray | torch.Tensor) -> torch.Tensor:
         """Expected score on the template scale, ``(B,)``."""

@@ -159,7 +159,7 @@ def personalize_people(
     jobs, where = [], []  # where: (method, source, k, run) of each job
     for method, m in p.methods.items():
         cfg = PersonalizeConfig(
-            steps=p.steps, batch_size=p.batch_size, lr=p.lr, weight_decay=p.weight_decay, loss=m.loss,
+            steps=p.steps, batch_size=p.batch_size, lr=p.lr, weight_decay=p.weight_decay, dropout=p.dropout, loss=m.loss,
             init=m.init, init_temperature=p.init_temperature, layerwise=m.layerwise,
         )
         for (source, k), group in _groups(runs):
