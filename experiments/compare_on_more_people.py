@@ -11,6 +11,7 @@ the paired comparison (wins, Wilcoxon p).
     python experiments/compare_on_more_people.py --people 10 --k 10
     python experiments/compare_on_more_people.py --people 8 --k 100 --steps 50
     python experiments/compare_on_more_people.py --people 10 --k 10 --batch-size 5   # a diagnostic, not the papers' setting
+    python experiments/compare_on_more_people.py --people 10 --k 10 --dropout 0.5    # λ trained with the head's dropout on
 
 About 11 s per person and method at k = 10 (28 s at k = 100) per worker on this 2-core machine.
 """
