@@ -65,12 +65,9 @@ def main(argv=None) -> None:
         methods={"layerwise_rank": {"loss": "rank", "layerwise": True}, "layeragnostic_rank": {"loss": "rank", "layerwise": False}},
         deploy_method="layerwise_rank",
     )
-    if args.steps is not None:
-        params["steps"] = args.steps
-    if args.dropout is not None:
-        params["dropout"] = args.dropout
-    if args.batch_size is not None:
-        params["batch_size"] = args.batch_size
+    for name in ("steps", "batch_size", "dropout"):  # given on the command line, or the environment's value
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
 
     plan = plan_personalization(data["fewshot_splits"], data["ratings"], data["generic_splits"], params)
     _, metrics, _ = personalize_people(

@@ -104,7 +104,6 @@ def test_layer_agnostic_learns_one_coefficient_per_source():
     assert lam.shape == (1, 4)
 
 
-
 def _head_world(seed=0):
     """A Scorer with a real ScoreHead (hidden 8) and three random experts, for the head's dropout."""
     torch.manual_seed(seed)
@@ -136,6 +135,7 @@ def test_head_dropout_is_seeded_and_batched_equals_looped():
 def test_dropout_rate_must_be_below_one():
     with pytest.raises(ValueError, match="dropout"):
         PersonalizeConfig(dropout=1.0)
+
 
 # --------------------------------------------------------------------------- the plan and its guards
 

@@ -97,9 +97,8 @@ class MergedScorer:
 
     def batched(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Many people at once: ``x`` ``(P, B, C, H, W)``, ``lam`` ``(P, n, L)`` (``drop_mask`` ``(P, B, hidden)``) -> ``(P, B, 10)``."""
-        if drop_mask is None:
-            return vmap(self.__call__, in_dims=(0, 0), randomness="error")(x, lam)
-        return vmap(self.__call__, in_dims=(0, 0, 0), randomness="error")(x, lam, drop_mask)
+        args = (x, lam) if drop_mask is None else (x, lam, drop_mask)
+        return vmap(self.__call__, in_dims=0, randomness="error")(*args)
 
     @torch.no_grad()
     def state_dict(self, lam: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -70,11 +70,12 @@ def test_one_hot_merge_reproduces_the_trained_experts(project):
     preds = catalog.load("expert_predictions")
     splits = catalog.load("generic_splits")
     read_downstream = splits.filter(pl.col("split").is_in(["test", "personal"]))["image_id"]
-    assert set(preds["image_id"].to_list()) == set(read_downstream.to_list())  # no training image scored
+    predicted = set(preds["image_id"].to_list())
+    assert predicted == set(read_downstream.to_list())  # no training image scored
     merged = experts.merged_scorer(theta0, tv)
     from aestimo.imagecache import center_view, to_float
 
-    rows = [i for i, iid in enumerate(cache.meta["image_ids"]) if iid in set(preds["image_id"].to_list())][:8]
+    rows = [i for i, iid in enumerate(cache.meta["image_ids"]) if iid in predicted][:8]
     x = to_float(center_view(cache["pixels"][rows], theta0.meta["input_size"]), *experts.norm_of(theta0))
     ids = [cache.meta["image_ids"][i] for i in rows]
     n, L = merged.shape
