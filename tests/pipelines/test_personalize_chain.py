@@ -1,6 +1,7 @@
 """The whole main job (`kedro run --pipeline personalize --env smoke`) in a temporary
 copy of the project, then the scoring CLI and API on what it wrote."""
 
+import math
 import os
 import shutil
 from pathlib import Path
@@ -159,3 +160,25 @@ def test_more_people_experiment_runs_the_personalization_nodes(project, capsys):
     out = capsys.readouterr().out
     assert "k = 10, 1 people per source, 1 repeat(s), 2 steps" in out
     assert "layeragnostic_rank" in out and "wilcoxon_p" in out
+
+
+def test_stage2_lr_sweep_trains_copies_and_leaves_the_project_alone(project, tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stage2_lr_sweep", ROOT / "experiments" / "stage2_lr_sweep.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    tmp, catalog = project
+    before = catalog.load("ava.stage2_history")
+    script.main(["--lr", "1e-5", "1e-3", "--project", str(tmp), "--env", "smoke", "--workdir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "lowest validation loss (geometric mean over sources): lr_backbone" in out
+    low, high = (script.read_expert_results(tmp_path / name, "smoke") for name in ("lr_1e-05", "lr_0.001"))
+    assert low["source"].to_list() == ["ava", "flickr_aes", "tad66k", "para", "koniq10k", "spaq"]
+    assert (low["val_loss"] != high["val_loss"]).any()  # the override reached stage 2
+    assert catalog.load("ava.stage2_history").equals(before)  # the project's own experts are untouched
+    table, best = script.pick({1e-5: low, 1e-3: high})
+    assert table["val_loss_ratio"][0] == 1.0 and best in (1e-5, 1e-3)
+    ratio = math.exp(sum(math.log(h / l) for h, l in zip(high["val_loss"], low["val_loss"])) / low.height)
+    assert table["val_loss_ratio"][1] == pytest.approx(ratio)
+    assert best == (1e-3 if ratio < 1 else 1e-5)
