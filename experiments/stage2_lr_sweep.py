@@ -50,17 +50,18 @@ def _set_rate(env_dir: Path, lr: float) -> None:
     An environment may hold the ``experts`` key in one file only, so the file
     that already has it is edited; otherwise a new file is written.
     """
-    files = [f for f in sorted(env_dir.glob("parameters*.yml")) if "experts" in (yaml.safe_load(f.read_text()) or {})]
+    candidates = sorted([*env_dir.glob("parameters*.yml"), *env_dir.glob("parameters*.yaml")])
+    files = [f for f in candidates if "experts" in (yaml.safe_load(f.read_text()) or {})]
     path = files[0] if files else env_dir / "parameters_experts.yml"
     params = yaml.safe_load(path.read_text()) if files else {}
-    params.setdefault("experts", {}).setdefault("stage2", {})["lr_backbone"] = [lr, lr / 10]
+    params.setdefault("experts", {}).setdefault("stage2", {})["lr_backbone"] = [lr, float(f"{lr / 10:.6g}")]
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def _copy_project(project: Path, env: str | None, data_root: str, dest: Path, lr: float) -> None:
     """conf (the run environment's folder gains the rate), pyproject, and the ingested data layers."""
-    shutil.copytree(project / "conf", dest / "conf", ignore=shutil.ignore_patterns("local"))
-    (dest / "conf" / "local").mkdir()
+    shutil.copytree(project / "conf", dest / "conf")  # conf/local too: a user's overrides stay in force
+    (dest / "conf" / "local").mkdir(exist_ok=True)
     _set_rate(dest / "conf" / (env or "local"), lr)
     for name in ("pyproject.toml", ".telemetry"):
         if (project / name).exists():

@@ -162,12 +162,34 @@ def test_more_people_experiment_runs_the_personalization_nodes(project, capsys):
     assert "layeragnostic_rank" in out and "wilcoxon_p" in out
 
 
-def test_stage2_lr_sweep_trains_copies_and_leaves_the_project_alone(project, tmp_path, capsys):
+def _sweep_script():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("stage2_lr_sweep", ROOT / "experiments" / "stage2_lr_sweep.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_stage2_lr_sweep_sets_the_rate_where_the_environment_keeps_experts(tmp_path):
+    import yaml
+
+    script = _sweep_script()
+    with_experts, empty = tmp_path / "smoke", tmp_path / "local"
+    with_experts.mkdir(), empty.mkdir()
+    (with_experts / "parameters_experts.yml").write_text("experts:\n  seed: 3\n  stage2: {steps: 6}\n")
+    (with_experts / "parameters_ingest.yml").write_text("ingest: {seed: 1}\n")
+    script._set_rate(with_experts, 3e-4)
+    script._set_rate(empty, 1e-4)
+    kept = yaml.safe_load((with_experts / "parameters_experts.yml").read_text())["experts"]
+    assert kept == {"seed": 3, "stage2": {"steps": 6, "lr_backbone": [3e-4, 3e-5]}}
+    assert yaml.safe_load((with_experts / "parameters_ingest.yml").read_text()) == {"ingest": {"seed": 1}}
+    assert [f.name for f in empty.iterdir()] == ["parameters_experts.yml"]
+    assert yaml.safe_load((empty / "parameters_experts.yml").read_text()) == {"experts": {"stage2": {"lr_backbone": [1e-4, 1e-5]}}}
+
+
+def test_stage2_lr_sweep_trains_copies_and_leaves_the_project_alone(project, tmp_path, capsys):
+    script = _sweep_script()
     tmp, catalog = project
     before = catalog.load("ava.stage2_history")
     script.main(["--lr", "1e-5", "1e-3", "--project", str(tmp), "--env", "smoke", "--workdir", str(tmp_path)])
