@@ -4,8 +4,9 @@ The papers move the backbone for 5k steps at 1.5e-6; the CPU budget allows 100
 steps, so the rate is a free choice. For each ``--lr`` this script trains the
 experts in a copy of the project (the copy's run environment, ``conf/local``
 or ``--env``, sets stage 2's backbone rate to lr -> lr / 10; the raw and
-ingested data are copied, so the project itself is left untouched) and reads back, per source, the best stage-2
-validation loss and the own-source test SROCC. It picks the rate with the
+ingested data are copied, so the project itself is left untouched) and reads
+back, per source, the best stage-2 validation loss and the own-source test
+SROCC. It picks the rate with the
 lowest geometric mean, over sources, of the validation loss relative to the
 first rate's. Nothing the personalization stage computes is read: the choice is
 blind to the held-out people.
