@@ -149,12 +149,18 @@ def test_worker_processes_give_the_in_process_numbers(project):
     assert not torch.equal(here[0].lam, here[2].lam)  # the jobs differ, so equality above means something
 
 
-def test_more_people_experiment_runs_the_personalization_nodes(project, capsys):
+def _experiment(name: str):
+    """A script of experiments/ (not a package) loaded as a module."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("compare_on_more_people", ROOT / "experiments" / "compare_on_more_people.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_more_people_experiment_runs_the_personalization_nodes(project, capsys):
+    script = _experiment("compare_on_more_people")
     tmp, _ = project
     script.main(["--people", "1", "--k", "10", "--steps", "2", "--workers", "1", "--project", str(tmp), "--env", "smoke"])
     out = capsys.readouterr().out
@@ -162,19 +168,10 @@ def test_more_people_experiment_runs_the_personalization_nodes(project, capsys):
     assert "layeragnostic_rank" in out and "wilcoxon_p" in out
 
 
-def _sweep_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("stage2_lr_sweep", ROOT / "experiments" / "stage2_lr_sweep.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_stage2_lr_sweep_sets_the_rate_where_the_environment_keeps_experts(tmp_path):
     import yaml
 
-    script = _sweep_script()
+    script = _experiment("stage2_lr_sweep")
     with_experts, empty = tmp_path / "smoke", tmp_path / "local"
     with_experts.mkdir(), empty.mkdir()
     (with_experts / "parameters_experts.yml").write_text("experts:\n  seed: 3\n  stage2: {steps: 6}\n")
@@ -189,7 +186,7 @@ def test_stage2_lr_sweep_sets_the_rate_where_the_environment_keeps_experts(tmp_p
 
 
 def test_stage2_lr_sweep_trains_copies_and_leaves_the_project_alone(project, tmp_path, capsys):
-    script = _sweep_script()
+    script = _experiment("stage2_lr_sweep")
     tmp, catalog = project
     before = catalog.load("ava.stage2_history")
     script.main(["--lr", "1e-5", "1e-3", "--project", str(tmp), "--env", "smoke", "--workdir", str(tmp_path)])
