@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 
-# Quiet and offline before torch / timm / tqdm are imported by the callers.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+# Quiet before tqdm is imported by the callers; offline before torch / timm are (importing aestimo does it).
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+import aestimo  # noqa: E402, F401
 
 import platform
 import resource
@@ -62,8 +62,8 @@ def timer(out: dict, key: str):
 class StepClock:
     """Timestamps at the end of every ``optimizer.step()`` (a global post-hook).
 
-    The project's training loops (``aestimo.training._fit``,
-    ``aestimo.personalize._run``) own their optimizers, so this is how a
+    The project's training loops (``aestimo.training.experts._fit``,
+    ``aestimo.personalization.task_vectors._run``) own their optimizers, so this is how a
     benchmark reads per-step times without re-implementing the loops. The
     per-step time is the gap between consecutive step ends: batch building,
     forward, backward and the optimizer step; validation only happens between

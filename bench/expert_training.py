@@ -1,6 +1,6 @@
 """Stage 2 (whole model) step time and peak memory, with and without channels_last input.
 
-Runs the project's ``aestimo.training.finetune`` (random crops + flips from a
+Runs the project's ``aestimo.training.experts.finetune`` (random crops + flips from a
 uint8 cache, ``to_float``, forward, EMD/MSE/Bal-CE loss, backward, AdamW,
 batch-norm statistics frozen) for a few steps at 64 px, batch 32, in one
 fresh subprocess per variant so each gets its own peak RSS
@@ -8,7 +8,7 @@ fresh subprocess per variant so each gets its own peak RSS
 
 * ``channels_last``  -- ``build_scorer(channels_last=True)`` (the default);
 * ``flag_off``       -- ``build_scorer(channels_last=False)``, nothing else
-  changed. ``aestimo.imagecache.to_float`` already returns a channels-last
+  changed. ``aestimo.data.images.to_float`` already returns a channels-last
   tensor, so inside ``finetune`` this is expected to run channels-last too;
 * ``nchw``           -- ``channels_last=False`` *and* a forward pre-hook on the
   backbone that makes the input contiguous NCHW: the real "without
@@ -43,7 +43,8 @@ def child(args) -> None:
     from _common import StepClock, maxrss_mib
 
     from aestimo.models.scorer import build_scorer, template_tensor
-    from aestimo.training import Labels, StageConfig, finetune
+    from aestimo.training.data import Labels
+    from aestimo.training.experts import StageConfig, finetune
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -3,7 +3,7 @@
 Setup (no data, no network): a random-initialised scorer (θ0, ``weights=None,
 allow_random=True``) and ``--experts`` fake experts, each θ0 plus small noise
 on the *parameters* (buffers, i.e. batch-norm statistics, identical to θ0, as
-expert fine-tuning keeps them). ``aestimo.taskvec.build_task_vectors`` turns
+expert fine-tuning keeps them). ``aestimo.models.merged.build_task_vectors`` turns
 them into layer-wise task vectors and ``MergedScorer`` runs the merged model.
 People are random images (uint8 -> ``to_float``) with random scores on the
 "five" template and random expert zero-shot scores.
@@ -35,10 +35,11 @@ import numpy as np
 import torch
 from _common import StepClock, add_threads_arg, fmt_s, header, maxrss_mib, timer
 
-from aestimo.imagecache import to_float
+from aestimo.data.images import to_float
 from aestimo.models.scorer import build_scorer, template_tensor
-from aestimo.personalize import Person, PersonalizeConfig, personalize
-from aestimo.taskvec import MergedScorer, build_task_vectors, parameter_names
+from aestimo.personalization.task_vectors import Person, LambdaOptions, personalize
+from aestimo.bundle import TensorBundle
+from aestimo.models.merged import MergedScorer, build_task_vectors, merge_state, parameter_names
 
 NORM = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
@@ -93,7 +94,7 @@ def main() -> None:
 
     # ---------------------------------------------------------------- (a) one person
     person = make_person("p0", args.k, args.size, n, args.seed)
-    cfg = PersonalizeConfig(steps=args.steps, batch_size=args.batch)
+    cfg = LambdaOptions(steps=args.steps, batch_size=args.batch)
     rss0 = maxrss_mib()
     t: dict[str, float] = {}
     with StepClock() as clock, timer(t, "one"):
@@ -107,7 +108,7 @@ def main() -> None:
 
     # ---------------------------------------------------------------- (b) loop vs vmap
     people = [make_person(f"p{i}", args.k, args.size, n, args.seed + 1 + i) for i in range(args.people)]
-    cfg_b = PersonalizeConfig(steps=args.people_steps, batch_size=args.batch)
+    cfg_b = LambdaOptions(steps=args.people_steps, batch_size=args.batch)
     rss_before_loop = maxrss_mib()
     with timer(t, "loop"):
         lam_loop = personalize(merged, people, template, cfg_b, batched=False, progress=False)
@@ -136,7 +137,7 @@ def main() -> None:
     # ---------------------------------------------------------------- (c) scoring
     lam = lam1[0]
     with timer(t, "merge"):
-        sd = merged.state_dict(lam)
+        sd = merge_state(TensorBundle(theta0), tv, lam)
     personal = build_scorer(weights=None, head_seed=0, allow_random=True)
     personal.load_state_dict(sd)
     personal.eval()

@@ -1,6 +1,6 @@
 """Stage 1 (head only): cached backbone features vs running the frozen backbone every step.
 
-Both paths run the project's own loop, ``aestimo.training.train_head``:
+Both paths run the project's own loop, ``aestimo.training.experts.train_head``:
 
 * new: backbone features of every training image computed once (no_grad,
   eval mode), then ``train_head`` on that tensor;
@@ -29,7 +29,8 @@ import torch
 from _common import add_threads_arg, StepClock, fmt_s, header, maxrss_mib, timer
 
 from aestimo.models.scorer import build_scorer, template_tensor
-from aestimo.training import Labels, StageConfig, train_head
+from aestimo.training.data import Labels
+from aestimo.training.experts import StageConfig, train_head
 
 
 class LazyFeatures:

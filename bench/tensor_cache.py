@@ -4,7 +4,7 @@ Writes ``--n-images`` JPEG files (``--file-size`` px, smooth random content so
 they compress like photos, not like noise) to a temporary folder, then times
 one epoch of building stage-2 training batches, both with the project's code:
 
-* new: ``aestimo.imagecache.build_cache`` once (timed separately), then per
+* new: ``aestimo.data.images.build_cache`` once (timed separately), then per
   batch ``train_view`` (random crop + flip) and ``to_float`` on the cached
   uint8 tensor;
 * baseline: per batch, ``load_image`` (PIL decode + resize) of every file of
@@ -13,7 +13,7 @@ one epoch of building stage-2 training batches, both with the project's code:
 Each path runs ``--epochs`` epochs; the median epoch is reported, with the
 ratio baseline / cached per epoch and end-to-end over the epochs (cache
 build counted once). ``--world`` uses the smoke synthetic world's JPEGs
-(``aestimo.world``) instead of PIL-written files.
+(``aestimo.data.world``) instead of PIL-written files.
 
     python bench/tensor_cache.py [--n-images 300] [--file-size 80] [--cache-size 72]
         [--crop 64] [--batch 32] [--epochs 3] [--world]
@@ -32,7 +32,7 @@ import torch
 from _common import add_threads_arg, fmt_s, header, timer
 from PIL import Image
 
-from aestimo.imagecache import build_cache, load_image, to_float, train_view
+from aestimo.data.images import build_cache, load_image, to_float, train_view
 
 NORM = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # tf_efficientnet_lite0
 
@@ -50,7 +50,7 @@ def write_jpegs(folder: Path, n: int, size: int, seed: int) -> list[str]:
 
 
 def world_jpegs(folder: Path, n: int) -> list[str]:
-    from aestimo.world import generate_world, smoke_config
+    from aestimo.data.world import generate_world, smoke_config
 
     generate_world(folder, smoke_config())
     files = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))

@@ -19,21 +19,18 @@ About 11 s per person and method at k = 10 (28 s at k = 100) per worker on this 
 from __future__ import annotations
 
 import argparse
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
-
 from pathlib import Path
 
 import polars as pl
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from aestimo import comparison
+from aestimo.evaluation import comparison
 from aestimo.pipelines.personalize.nodes import personalize_people, plan_personalization
 
-INPUTS = ["fewshot_splits", "ratings", "generic_splits", "expert_predictions", "image_cache", "theta0", "task_vectors"]
+INPUTS = [
+    "fewshot_splits", "ratings", "generic_splits", "expert_predictions", "world_utilities", "image_cache", "theta0", "task_vectors",
+]
 
 
 def main(argv=None) -> None:
@@ -41,9 +38,9 @@ def main(argv=None) -> None:
     ap.add_argument("--people", type=int, default=10, help="held-out people per source")
     ap.add_argument("--k", type=int, default=10, choices=[10, 100])
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=None, help="default: the environment's personalize.steps")
-    ap.add_argument("--batch-size", type=int, default=None, help="default: the environment's personalize.batch_size")
-    ap.add_argument("--dropout", type=float, default=None, help="default: the environment's personalize.dropout")
+    ap.add_argument("--steps", type=int, default=None, help="default: the environment's personalize.defaults.steps")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the environment's personalize.defaults.batch_size")
+    ap.add_argument("--dropout", type=float, default=None, help="default: the environment's personalize.defaults.dropout")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--env", default=None, help="Kedro environment whose outputs to read (default: base + local)")
     ap.add_argument("--project", type=Path, default=Path(__file__).resolve().parents[1])
@@ -62,20 +59,24 @@ def main(argv=None) -> None:
         ks=[args.k],
         workers=args.workers,
         batched=False,
-        methods={"layerwise_rank": {"loss": "rank", "layerwise": True}, "layeragnostic_rank": {"loss": "rank", "layerwise": False}},
+        methods={
+            "layerwise_rank": {"method": "task_vectors", "loss": "rank", "layerwise": True},
+            "layeragnostic_rank": {"method": "task_vectors", "loss": "rank", "layerwise": False},
+        },
         deploy_method="layerwise_rank",
     )
+    defaults = params["defaults"] = dict(params.get("defaults") or {})
     for name in ("steps", "batch_size", "dropout"):  # given on the command line, or the environment's value
         if getattr(args, name) is not None:
-            params[name] = getattr(args, name)
+            defaults[name] = getattr(args, name)
 
     plan = plan_personalization(data["fewshot_splits"], data["ratings"], data["generic_splits"], params)
     _, metrics, _ = personalize_people(
-        plan, data["fewshot_splits"], data["ratings"], data["expert_predictions"],
+        plan, data["fewshot_splits"], data["ratings"], data["expert_predictions"], data["world_utilities"],
         data["image_cache"], data["theta0"], data["task_vectors"], params,
     )
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
-        print(f"k = {args.k}, {args.people} people per source, {args.repeats} repeat(s), {params['steps']} steps, batch {params['batch_size']}")
+        print(f"k = {args.k}, {args.people} people per source, {args.repeats} repeat(s), {defaults['steps']} steps, batch {defaults['batch_size']}")
         print(metrics.group_by("source", "method").agg(pl.col("srocc").mean(), pl.len().alias("runs")).sort("source", "method"))
         print(comparison.paired(metrics, "layerwise_rank", "layeragnostic_rank"))
 

@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
-
 from pathlib import Path
 
 import polars as pl
 import yaml
+
+import aestimo  # noqa: F401  (puts the hub offline and telemetry off, here and in the runs it starts)
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 

@@ -1,10 +1,10 @@
-"""Shared test settings: offline, no telemetry, few threads (tests may run in parallel)."""
+"""Shared test settings: offline and no telemetry (importing aestimo sets both), few threads
+(tests may run in parallel)."""
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+import aestimo  # noqa: F401
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import torch  # noqa: E402

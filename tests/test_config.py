@@ -94,11 +94,42 @@ def test_experts_stage_errors_name_the_parameter():
         config.parse("experts", _with(EXPERTS, "sources", []))
 
 
+TV = {"layerwise_rank": {"method": "task_vectors"}}
+
+
 def test_personalize_deploy_method_must_be_a_method():
-    raw = {"methods": {"layerwise_rank": {}}, "deploy_method": "nope"}
     with pytest.raises(ValueError, match="deploy_method 'nope'"):
-        config.parse("personalize", raw)
-    assert config.parse("personalize", {"methods": {"layerwise_rank": {}}}).steps == 500
+        config.parse("personalize", {"methods": TV, "deploy_method": "nope"})
+
+
+def test_personalize_defaults_fill_the_options_a_method_has():
+    p = config.parse("personalize", {"methods": TV | {"ens": {"method": "zero_shot_ensemble"}}, "defaults": {"steps": 7}})
+    built = {m.name: m.method for m in p.configured_methods(["a", "b"])}
+    assert built["layerwise_rank"].options.steps == 7  # from defaults
+    assert built["ens"].options.model_dump() == {}  # the ensemble has no steps: the default is not forced on it
+    own = config.parse("personalize", {"methods": {"layerwise_rank": {"method": "task_vectors", "steps": 3}}, "defaults": {"steps": 7}})
+    assert own.configured_methods([])[0].method.options.steps == 3  # an entry's own value wins
+
+
+def test_personalize_single_expert_expands_to_one_row_per_expert():
+    p = config.parse("personalize", {"methods": TV | {"zero_shot": {"method": "single_expert"}}})
+    names = [m.name for m in p.configured_methods(["ava", "spaq"])]
+    assert names == ["layerwise_rank", "zero_shot_ava", "zero_shot_spaq"]
+
+
+@pytest.mark.parametrize(
+    "entry, where",
+    [
+        ({"method": "no_such_method"}, "personalize.methods.m.method"),
+        ({"method": "task_vectors", "loss": "hinge"}, "personalize.methods.m.loss"),
+        ({"method": "task_vectors", "stepz": 3}, "personalize.methods.m.stepz"),
+        ({"method": "task_vectors", "dropout": 1.0}, "personalize.methods.m.dropout"),
+    ],
+)
+def test_personalize_method_errors_name_the_parameter(entry, where):
+    with pytest.raises(ValueError, match="Invalid parameters") as err:
+        config.parse("personalize", {"methods": {"m": entry}, "deploy_method": "m"})
+    assert f"parameter '{where}'" in str(err.value)
 
 
 def test_unknown_section_raises():
@@ -107,10 +138,10 @@ def test_unknown_section_raises():
 
 
 def test_personalize_workers_and_batched_exclude_each_other():
-    methods = {"layerwise_rank": {}}
+    methods = TV
     with pytest.raises(ValueError, match="workers to 1"):
         config.parse("personalize", {"methods": methods, "batched": True, "workers": 2})
     with pytest.raises(ValueError, match="personalize.workers"):
         config.parse("personalize", {"methods": methods, "workers": 0})
-    p = config.parse("personalize", {"methods": {"m": {"loss": "mse", "ks": [10]}}, "deploy_method": "m", "workers": 2})
+    p = config.parse("personalize", {"methods": {"m": {"method": "task_vectors", "loss": "mse", "ks": [10]}}, "deploy_method": "m", "workers": 2})
     assert p.methods["m"].ks == [10] and p.workers == 2

@@ -1,15 +1,12 @@
 """Run Aestimo as ``python -m aestimo`` (the Kedro project's run command)."""
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
-
-from kedro.framework.cli.utils import find_run_command  # noqa: E402
-from kedro.framework.project import configure_project  # noqa: E402
+import aestimo  # noqa: F401  (sets the offline environment first)
+from kedro.framework.cli.utils import find_run_command
+from kedro.framework.project import configure_project
 
 
 def main(*args, **kwargs) -> Any:

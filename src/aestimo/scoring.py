@@ -1,34 +1,32 @@
 """Score images for one person: merge θ0 + Σ λ τ once, then run a plain scorer.
 
-``score(images, user=...)`` loads θ0, the task vectors and that person's λ
-from the project's catalog, builds the merged weights a single time and scores
-at the speed of the plain backbone. Scores are on the person's own scale.
+:class:`PersonalScorer` is built from bundles (θ0, the task vectors, the
+person's λ) or from their files (:meth:`PersonalScorer.from_files`), so it
+works from any directory. Finding a person's files by id in a project is the
+command line's job (:mod:`aestimo.console`). Scores are on the person's own
+scale.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 import torch
 
-from aestimo.datasets.safetensors_dataset import TensorBundle
-from aestimo.imagecache import center_view, load_image, to_float
+from aestimo.bundle import TensorBundle, load_bundle
+from aestimo.data.images import center_view, load_image, to_float
+from aestimo.data.scales import SCALES
+from aestimo.models.merged import merge_state
 from aestimo.models.scorer import Scorer, template_tensor
-from aestimo.scales import SCALES
-from aestimo.taskvec import MergedScorer
+from aestimo.models.theta0 import load_scorer, normalisation
+from aestimo.personalization.keys import parse_state_key, split_person_key, state_key
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-class UnknownPersonError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 @dataclass
@@ -38,20 +36,44 @@ class ScoreResult:
 
 
 class PersonalScorer:
-    """A person's merged scorer, ready to score images."""
+    """A person's merged scorer, ready to score images (the model is built once)."""
 
     def __init__(self, theta0: TensorBundle, task_vectors: TensorBundle, lam: torch.Tensor, source: str):
-        from aestimo import experts
-
-        module = experts.scorer_from_state(theta0)
-        merged = MergedScorer(module, theta0.tensors, task_vectors)
-        state = merged.state_dict(lam)
-        self.scorer: Scorer = experts.scorer_from_state(theta0, state)
+        self.scorer: Scorer = load_scorer(theta0, merge_state(theta0, task_vectors, lam))
         self.source = source
         self.template = template_tensor(SCALES[source].template)
         self.cache_size = int(theta0.meta.get("cache_size", theta0.meta["input_size"]))
         self.crop = int(theta0.meta["input_size"])
-        self.norm = experts.norm_of(theta0)
+        self.norm = normalisation(theta0)
+
+    @classmethod
+    def from_bundles(
+        cls,
+        theta0: TensorBundle,
+        task_vectors: TensorBundle,
+        coefficients: TensorBundle,
+        method: str | None = None,
+        k: int | None = None,
+        repeat: int = 0,
+        source: str | None = None,
+    ) -> PersonalScorer:
+        """The person whose fitted states are ``coefficients``, with ``method``'s λ (default: the run's deployed method)."""
+        name, lam = pick_lambda(coefficients, method, k, repeat)
+        source = source or coefficients.meta.get("source")
+        if source not in SCALES:
+            raise ValueError(f"the coefficients name no known source (got {source!r}); pass source= one of {sorted(SCALES)}")
+        log.info("scoring with λ '%s'", name)
+        return cls(theta0, task_vectors, lam, source)
+
+    @classmethod
+    def from_files(
+        cls, theta0: str | Path, task_vectors: str | Path, coefficients: str | Path, method: str | None = None, k: int | None = None, repeat: int = 0
+    ) -> PersonalScorer:
+        """As :meth:`from_bundles`, from safetensors files (the person's source from the file's
+        metadata, else from its name ``<source>__<rater_id>.safetensors``)."""
+        bundle = load_bundle(coefficients)
+        source = bundle.meta.get("source") or split_person_key(Path(coefficients).stem)[0]
+        return cls.from_bundles(load_bundle(theta0), load_bundle(task_vectors), bundle, method, k, repeat, source)
 
     @torch.no_grad()
     def score_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -99,55 +121,18 @@ def expand_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
 def pick_lambda(coefficients: TensorBundle, method: str | None, k: int | None, repeat: int = 0) -> tuple[str, torch.Tensor]:
     """The λ to deploy: ``method`` (default: the run's deploy method), the largest k, repeat 0."""
     method = method or coefficients.meta.get("deploy_method", "layerwise_rank")
-    keys = [key for key in coefficients.tensors if key.startswith(f"{method}/")]
-    if not keys:
-        raise KeyError(f"no coefficients for method '{method}'; have {sorted({k.split('/')[0] for k in coefficients.tensors})}")
-    ks = sorted({int(key.split("/")[1][1:]) for key in keys})
-    k = ks[-1] if k is None else k
-    key = f"{method}/k{k}/r{repeat}"
+    fitted = [parse_state_key(key) for key in coefficients.tensors]
+    ks = sorted({kk for m, kk, _, t in fitted if m == method and t == "lambda"})
+    if not ks:
+        raise KeyError(f"no coefficients for method '{method}'; have {sorted({m for m, _, _, t in fitted if t == 'lambda'})}")
+    key = state_key(method, ks[-1] if k is None else k, repeat, "lambda")
     if key not in coefficients.tensors:
-        raise KeyError(f"no coefficients '{key}'; have {sorted(keys)}")
+        raise KeyError(f"no coefficients '{key}'; have {sorted(state_key(m, kk, r, t) for m, kk, r, t in fitted if m == method)}")
     return key, coefficients.tensors[key]
 
 
-def _catalog(project_path: str | Path, env: str | None):
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
-    project_path = Path(project_path).resolve()
-    bootstrap_project(project_path)
-    session = KedroSession.create(project_path=project_path, env=env)
-    return session.load_context().catalog
-
-
-def load_person(
-    user: str, project_path: str | Path = ".", env: str | None = None, method: str | None = None, k: int | None = None, repeat: int = 0
-) -> PersonalScorer:
-    """Find ``user`` (``source:rater_id`` or a bare id) among the personalized people and build its scorer."""
-    catalog = _catalog(project_path, env)
-    partitions = catalog.load("user_coefficients")
-    src, _, rid = user.rpartition(":")
-    matches = [key for key in partitions if key.split("__", 1)[1] == rid and (not src or key.split("__", 1)[0] == src)]
-    if not matches:
-        known = sorted(key.replace("__", ":", 1) for key in partitions)
-        raise UnknownPersonError(
-            f"unknown person '{user}': no personalized coefficients. Personalized people: {', '.join(known[:10])}"
-            + (" ..." if len(known) > 10 else "")
-        )
-    if len(matches) > 1:
-        raise UnknownPersonError(f"'{user}' is ambiguous ({matches}); write it as source:rater_id")
-    key = matches[0]
-    coefficients = partitions[key]()
-    name, lam = pick_lambda(coefficients, method, k, repeat)
-    log.info("scoring for %s with λ '%s'", key, name)
-    return PersonalScorer(catalog.load("theta0"), catalog.load("task_vectors"), lam, key.split("__", 1)[0])
-
-
-def score(images, user: str, project_path: str | Path = ".", env: str | None = None, **kwargs) -> ScoreResult:
-    """Score image files or folders for ``user``; bad files are reported, the rest scored."""
-    scorer = load_person(user, project_path, env, **kwargs)
+def score_images(scorer: PersonalScorer, images) -> ScoreResult:
+    """Score image files or folders; bad files are reported, the rest scored."""
     paths, errors = expand_inputs(list(images) if isinstance(images, (list, tuple)) else [images])
     result = scorer.score_paths(paths)
     result.errors[:0] = errors

@@ -1,16 +1,7 @@
-"""Kedro settings for Aestimo.
+"""Kedro settings for Aestimo (importing ``aestimo`` has already put the hub offline and
+telemetry off)."""
 
-Runs never wait on the network: the Hugging Face hub is put offline and Kedro
-telemetry is disabled before anything else is imported.
-"""
-
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-
-from aestimo.hooks import ParameterValidationHooks  # noqa: E402
+from aestimo.hooks import ParameterValidationHooks
 
 HOOKS = (ParameterValidationHooks(),)
 

@@ -1,9 +1,5 @@
 """Backbone loading: the package's ImageNet weights converted onto timm, and clear errors."""
 
-import os
-
-os.environ["HF_HUB_OFFLINE"] = "1"  # never reach the hub from tests
-
 import numpy as np
 import pytest
 import torch

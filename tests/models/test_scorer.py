@@ -1,9 +1,5 @@
 """Score head, scorer, batch-norm freezing and the multi-attribute scorer."""
 
-import os
-
-os.environ["HF_HUB_OFFLINE"] = "1"
-
 import pytest
 import torch
 from safetensors.torch import save
@@ -20,7 +16,7 @@ from aestimo.models import (
     template_tensor,
 )
 from aestimo.models.backbone import create_backbone
-from aestimo.scales import TEMPLATES
+from aestimo.data.scales import TEMPLATES
 
 
 class TinyBackbone(nn.Module):

@@ -2,7 +2,6 @@
 copy of the project, then the scoring CLI and API on what it wrote."""
 
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -10,37 +9,30 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
-from aestimo import experts
 from aestimo.console import main as cli
-from aestimo.models.scorer import template_tensor
-from aestimo.parallel import Images, Job, run_jobs
-from aestimo.personalize import PersonalizeConfig
-
-ROOT = Path(__file__).resolve().parents[2]
+from aestimo.data.images import CachedImages
+from aestimo.data.scales import SCALES
+from aestimo.models.theta0 import normalisation
+from aestimo.personalization import Context, Query, Support
+from aestimo.personalization.keys import split_person_key, state_key
+from aestimo.personalization.pool import Job, run_jobs
+from aestimo.personalization.task_vectors import LambdaOptions, TaskVectors
+from tests.kedro_project import ROOT, catalog, inside, new_project, run
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("project")
-    shutil.copytree(ROOT / "conf", tmp / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp / "conf" / "local").mkdir()
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy(ROOT / name, tmp / name)
-    (tmp / "src").mkdir()  # the package itself is installed; Kedro only wants the folder
-    cwd = os.getcwd()
-    os.chdir(tmp)  # parameters name paths relative to the project root, as `kedro run` sees them
-    try:
-        bootstrap_project(tmp)
-        with KedroSession.create(project_path=tmp, env="smoke") as session:
-            session.run(pipeline_name="personalize")
-        with KedroSession.create(project_path=tmp, env="smoke") as session:
-            catalog = session.load_context().catalog
-        yield tmp, catalog
-    finally:
-        os.chdir(cwd)
+    tmp = new_project(tmp_path_factory.mktemp("project"))
+    with inside(tmp):
+        run(tmp, "personalize")
+        yield tmp, catalog(tmp)
+
+
+def _context(catalog) -> Context:
+    theta0, tau, cache = catalog.load("theta0"), catalog.load("task_vectors"), catalog.load("image_cache")
+    images = CachedImages(cache["pixels"], theta0.meta["input_size"], *normalisation(theta0))
+    return Context(images, theta0, tau, list(tau.meta["sources"]))
 
 
 def test_chain_writes_every_stage(project):
@@ -60,8 +52,9 @@ def test_chain_writes_every_stage(project):
     coeffs = catalog.load("user_coefficients")
     assert len(coeffs) == 4
     bundle = next(iter(coeffs.values()))()
-    assert {"layerwise_rank/k10/r0", "layeragnostic_rank/k10/r1"} <= set(bundle.tensors)
-    assert bundle["layerwise_rank/k10/r0"].shape == (6, len(tv.meta["names"]))
+    assert {"layerwise_rank/k10/r0/lambda", "layeragnostic_rank/k10/r1/lambda"} <= set(bundle.tensors)
+    assert bundle["layerwise_rank/k10/r0/lambda"].shape == (6, len(tv.meta["names"]))
+    assert bundle["best_expert_on_support/k10/r0/expert"].item() in range(6)
     assert (data / "08_reporting" / "personalization" / "summary.png").exists()
 
 
@@ -73,11 +66,10 @@ def test_one_hot_merge_reproduces_the_trained_experts(project):
     read_downstream = splits.filter(pl.col("split").is_in(["test", "personal"]))["image_id"]
     predicted = set(preds["image_id"].to_list())
     assert predicted == set(read_downstream.to_list())  # no training image scored
-    merged = experts.merged_scorer(theta0, tv)
-    from aestimo.imagecache import center_view, to_float
-
+    ctx = _context(catalog)
+    merged = ctx.merged
     rows = [i for i, iid in enumerate(cache.meta["image_ids"]) if iid in predicted][:8]
-    x = to_float(center_view(cache["pixels"][rows], theta0.meta["input_size"]), *experts.norm_of(theta0))
+    x = ctx.images(torch.as_tensor(rows))
     ids = [cache.meta["image_ids"][i] for i in rows]
     n, L = merged.shape
     for i, source in enumerate(tv.meta["sources"]):
@@ -114,39 +106,56 @@ def test_score_cli_scores_a_folder_for_a_person(project, tmp_path, capsys):
 
 
 def test_score_api_matches_personalized_predictions(project):
+    """Scoring image files with the deployed λ gives the scores the pipeline's own method predicts
+    for the same images from the image cache, value by value."""
     import aestimo
 
     tmp, catalog = project
     key = sorted(catalog.load("user_coefficients"))[0]
-    images = catalog.load("images").head(2)
-    result = aestimo.score([str(tmp / p) for p in images["path"]], user=key.replace("__", ":", 1), project_path=tmp, env="smoke")
-    assert result.errors == [] and result.table.height == 2
-    assert np.isfinite(result.table["score"].to_numpy()).all()
+    source, _ = split_person_key(key)
+    images = catalog.load("images").sort("image_id").head(4)
+    result = aestimo.score([str(tmp / p) for p in images["path"]], user=key.replace("__", ":", 1), project=tmp, env="smoke")
+    assert result.errors == [] and result.table.height == 4
+
+    ctx = _context(catalog)
+    lam = catalog.load("user_coefficients")[key]()[state_key("layerwise_rank", 10, 0, "lambda")]
+    rows = torch.as_tensor([catalog.load("image_cache").meta["image_ids"].index(i) for i in images["image_id"]])
+    query = Query(source, rows, np.zeros((6, len(rows))))
+    want = SCALES[source].from_template(TaskVectors().predict({"lambda": lam}, query, ctx))
+    np.testing.assert_allclose(result.table["score"].to_numpy(), want, rtol=1e-5, atol=1e-5)
+
+    # the same person from its files, from any folder, without the project
+    data = tmp / "data" / "smoke" / "06_models"
+    by_files = aestimo.score(
+        [str(tmp / p) for p in images["path"]], theta0=data / "theta0.safetensors",
+        task_vectors=data / "task_vectors.safetensors", coefficients=data / "user_coefficients" / f"{key}.safetensors",
+    )
+    assert by_files.table.equals(result.table)
 
 
 def test_worker_processes_give_the_in_process_numbers(project):
     """Runs shared across spawned workers (one thread each) equal the same runs done here."""
     _, catalog = project
-    theta0, tau, cache = catalog.load("theta0"), catalog.load("task_vectors"), catalog.load("image_cache")
-    images = Images(cache["pixels"], theta0.meta["input_size"], *experts.norm_of(theta0))
-    n = len(tau.meta["sources"])
+    ctx = _context(catalog)
+    n = len(ctx.experts)
     rng = np.random.default_rng(0)
     jobs = []
     for j, layerwise in enumerate([True, False, True]):
-        rows = torch.as_tensor(rng.choice(len(cache["pixels"]), 14, replace=False))
+        rows = torch.as_tensor(rng.choice(len(ctx.images.pixels), 14, replace=False))
         y = torch.as_tensor(rng.uniform(1, 10, 10), dtype=torch.float32)
-        cfg = PersonalizeConfig(steps=3, batch_size=8, layerwise=layerwise)
-        jobs.append(Job(f"p{j}", rows[:10], y, rng.normal(size=(n, 10)), j, rows[10:], template_tensor(np.arange(1.0, 11.0)), cfg))
+        method = TaskVectors(LambdaOptions(steps=3, batch_size=8, layerwise=layerwise))
+        support = Support("ava", f"p{j}", 10, 0, j, rows[:10], y, rng.normal(size=(n, 10)))
+        jobs.append(Job("tv", method, support, Query("ava", rows[10:], rng.normal(size=(n, 4)))))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        here = run_jobs(theta0, tau, images, jobs, workers=1)
+        here = run_jobs(ctx, jobs, workers=1)
     finally:
         torch.set_num_threads(threads)
-    pooled = run_jobs(theta0, tau, images, jobs, workers=2)
+    pooled = run_jobs(ctx, jobs, workers=2)
     for a, b in zip(here, pooled):
-        assert torch.equal(a.lam, b.lam) and torch.equal(a.scores, b.scores)
-    assert not torch.equal(here[0].lam, here[2].lam)  # the jobs differ, so equality above means something
+        assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
+    assert not torch.equal(here[0].state["lambda"], here[2].state["lambda"])  # the jobs differ, so equality above means something
 
 
 def _experiment(name: str):

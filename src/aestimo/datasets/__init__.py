@@ -1,5 +1,5 @@
 """Custom Kedro datasets (only what kedro-datasets lacks)."""
 
-from .safetensors_dataset import SafetensorsDataset, TensorBundle
+from .safetensors_dataset import SafetensorsDataset
 
-__all__ = ["SafetensorsDataset", "TensorBundle"]
+__all__ = ["SafetensorsDataset"]

@@ -1,6 +1,6 @@
 """Score heads and residual adapters.
 
-The scorer of DESIGN.md ends in ``Linear(embed, 512) -> GELU -> Dropout(0.5)
+The scorer ends in ``Linear(embed, 512) -> GELU -> Dropout(0.5)
 -> Linear(512, 10) -> Sigmoid -> dot with a 10-value template``.
 :class:`ScoreHead` normalises the 10 sigmoid outputs to sum to one, so that
 

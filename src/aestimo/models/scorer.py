@@ -24,7 +24,7 @@ from torch import nn
 
 from aestimo.models.backbone import DEFAULT_BACKBONE, create_backbone
 from aestimo.models.head import ResidualAdapter, ScoreHead, init_linear_
-from aestimo.scales import TEMPLATES
+from aestimo.data.scales import TEMPLATES
 
 __all__ = [
     "MultiAttributeScorer",
@@ -41,7 +41,7 @@ def template_tensor(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """A template as a tensor: a name in :data:`aestimo.scales.TEMPLATES` or the values."""
+    """A template as a tensor: a name in :data:`aestimo.data.scales.TEMPLATES` or the values."""
     if isinstance(template, str):
         if template not in TEMPLATES:
             raise KeyError(f"Unknown template {template!r}; known: {sorted(TEMPLATES)}")
@@ -67,7 +67,7 @@ def freeze_bn_stats(model: nn.Module) -> nn.Module:
 
     Call it after ``model.train()`` (which would switch them back). Experts
     fine-tuned this way all keep θ0's running statistics, so merging their
-    parameters is exact (DESIGN.md).
+    parameters is exact (docs/architecture.md).
     """
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):

@@ -1,7 +1,8 @@
 """The configured list of rating sources, read when pipelines are registered.
 
 Kedro builds pipelines before it reads the run's parameters, so the per-source
-namespaces come from ``experts.sources`` in ``conf/base/parameters*.yml``
+namespaces come from ``experts.sources`` in ``conf/base/parameters*.yml`` (the embedded
+world's sources when none is configured)
 (overridden by the environment named in ``KEDRO_ENV``, when set). Plain YAML
 is read here on purpose: a second OmegaConfigLoader in the process would
 capture Kedro's ``globals`` resolver.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_SOURCES = ["ava", "flickr_aes", "tad66k", "para", "koniq10k", "spaq"]
+from aestimo.data.world.latents import SOURCES as WORLD_SOURCES
 
 
 def _sources_in(folder: Path) -> list[str] | None:
@@ -33,4 +34,4 @@ def configured_sources(conf_source: str | Path | None = None) -> list[str]:
     env = os.environ.get("KEDRO_ENV")
     if env and (conf / env).is_dir():
         sources = _sources_in(conf / env) or sources
-    return sources or list(DEFAULT_SOURCES)
+    return sources or list(WORLD_SOURCES)

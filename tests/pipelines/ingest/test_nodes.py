@@ -6,9 +6,9 @@ import matplotlib.pyplot as plt
 import polars as pl
 import pytest
 
-from aestimo import splits, world
+from aestimo.data import splits, world
 from aestimo.pipelines.ingest import nodes
-from aestimo.sources.schema import DROPPED_SCHEMA, IMAGES_SCHEMA, RATINGS_SCHEMA
+from aestimo.data.sources.schema import DROPPED_SCHEMA, IMAGES_SCHEMA, RATINGS_SCHEMA
 
 
 def _images() -> pl.DataFrame:

@@ -3,18 +3,14 @@ then the same run on corrupted raw files (error mode and drop mode)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 import pytest
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
-from aestimo import splits
-from aestimo.sources.schema import (
+from aestimo.data import splits
+from aestimo.data.sources.schema import (
     DROPPED_SCHEMA,
     GENERIC_SCORES_SCHEMA,
     IMAGES_SCHEMA,
@@ -22,43 +18,14 @@ from aestimo.sources.schema import (
     USER_PROFILES_SCHEMA,
     RawDataError,
 )
+from tests.kedro_project import catalog as _catalog
+from tests.kedro_project import inside as _inside
+from tests.kedro_project import new_project as _new_project
+from tests.kedro_project import run
 
-ROOT = Path(__file__).resolve().parents[3]
 SMOKE = Path("data") / "smoke"
 RAW = SMOKE / "01_raw" / "synthetic"
 SOURCES = ["ava", "flickr_aes", "koniq10k", "para", "spaq", "tad66k"]
-
-
-def _new_project(tmp: Path) -> Path:
-    """A project folder with the repository's configuration (the package itself is installed)."""
-    shutil.copytree(ROOT / "conf", tmp / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp / "conf" / "local").mkdir()
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy(ROOT / name, tmp / name)
-    (tmp / "src").mkdir()  # Kedro only wants the folder
-    return tmp
-
-
-@contextmanager
-def _inside(tmp: Path):
-    """Parameters and catalog name paths relative to the project root, as `kedro run` sees them."""
-    cwd = os.getcwd()
-    os.chdir(tmp)
-    try:
-        bootstrap_project(tmp)
-        yield
-    finally:
-        os.chdir(cwd)
-
-
-def _run_ingest(tmp: Path, runtime_params: dict | None = None) -> None:
-    with KedroSession.create(project_path=tmp, env="smoke", runtime_params=runtime_params) as session:
-        session.run(pipeline_name="ingest")
-
-
-def _catalog(tmp: Path):
-    with KedroSession.create(project_path=tmp, env="smoke") as session:
-        return session.load_context().catalog
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +33,7 @@ def project(tmp_path_factory):
     """The ingest pipeline run once (the smoke world is generated once for the module)."""
     tmp = _new_project(tmp_path_factory.mktemp("ingest_project"))
     with _inside(tmp):
-        _run_ingest(tmp)
+        run(tmp, "ingest")
         yield tmp, _catalog(tmp)
 
 
@@ -184,7 +151,7 @@ def test_non_numeric_score_stops_the_run_naming_file_row_column(corrupted):
     para = corrupted / RAW / "para" / "annotation" / "PARA-Images.csv"
     _corrupt_cell(para, 5, "aestheticScore", "good")
     with pytest.raises(RawDataError) as err:
-        _run_ingest(corrupted)
+        run(corrupted, "ingest")
     e = err.value
     assert (e.file, e.row, e.column) == (str(RAW / "para" / "annotation" / "PARA-Images.csv"), 5, "aestheticScore")
     assert "PARA-Images.csv, row 5, column 'aestheticScore'" in str(e)
@@ -198,7 +165,7 @@ def test_short_ava_row_stops_the_run_naming_file_and_row(corrupted):
     lines[2] = " ".join(lines[2].split()[:14])  # 14 of the 15 columns
     ava.write_text("\n".join(lines))
     with pytest.raises(RawDataError) as err:
-        _run_ingest(corrupted)
+        run(corrupted, "ingest")
     assert err.value.file.endswith("AVA.txt") and err.value.row == 3
     assert "AVA.txt, row 3" in str(err.value)
 
@@ -207,7 +174,7 @@ def test_drop_mode_drops_and_counts_the_bad_row(corrupted):
     para = corrupted / RAW / "para" / "annotation" / "PARA-Images.csv"
     n_rows = len(para.read_text().strip().split("\n")) - 1
     _corrupt_cell(para, 5, "aestheticScore", "good")
-    _run_ingest(corrupted, runtime_params={"ingest": {"on_bad_rows": "drop"}})
+    run(corrupted, "ingest", runtime_params={"ingest": {"on_bad_rows": "drop"}})
     catalog = _catalog(corrupted)
     dropped = catalog.load("ingest_dropped_rows")
     assert dropped.select("source", "row", "column").rows() == [("para", 5, "aestheticScore")]

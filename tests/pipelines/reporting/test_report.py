@@ -3,7 +3,7 @@
 import polars as pl
 
 from aestimo.pipelines.reporting.nodes import build_report
-from aestimo.report import expert_matrix, table_html
+from aestimo.evaluation.report import expert_matrix, table_html
 
 
 def test_table_html_formats_and_escapes():
@@ -33,7 +33,7 @@ def test_report_names_the_protocol_and_every_section():
         summary,
         pl.DataFrame({"method": ["layerwise_rank"] * 2, "versus": ["layeragnostic_rank", "zero_shot_ava"], "k": [10, 10], "wilcoxon_p": [0.04, 0.5]}),
         pl.DataFrame({"method": ["layerwise_rank"], "seconds": [1.0]}),
-        {"methods": {"layerwise_rank": {}}, "protocol": "tiny test protocol"},
+        {"methods": {"layerwise_rank": {"method": "task_vectors"}}, "protocol": "tiny test protocol"},
     )
     assert "tiny test protocol" in html
     for title in ("Personalization", "Experts", "Task vectors", "Data"):

@@ -1,4 +1,5 @@
-"""Nodes of the ``experts`` pipeline (thin: the work is in aestimo.experts and aestimo.training)."""
+"""Nodes of the ``experts`` pipeline (thin: the work is in :mod:`aestimo.models`, :mod:`aestimo.training`
+and :mod:`aestimo.evaluation.experts`)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,16 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 import torch  # noqa: E402
 
-from aestimo import config, experts, imagecache  # noqa: E402
-from aestimo.datasets.safetensors_dataset import TensorBundle  # noqa: E402
+from aestimo import config  # noqa: E402
+from aestimo.bundle import TensorBundle  # noqa: E402
+from aestimo.data.images import build_cache  # noqa: E402
+from aestimo.data.scales import SCALES  # noqa: E402
+from aestimo.evaluation.experts import cross_source_metrics, predictions_table  # noqa: E402
+from aestimo.models.inference import embed, predict  # noqa: E402
 from aestimo.models.scorer import template_tensor  # noqa: E402
-from aestimo.scales import SCALES  # noqa: E402
-from aestimo.training import StageConfig, finetune, train_head  # noqa: E402
+from aestimo.models.theta0 import load_scorer, make_theta0, normalisation  # noqa: E402
+from aestimo.training.data import source_splits  # noqa: E402
+from aestimo.training.experts import finetune, train_head  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +36,12 @@ def _params(params: dict[str, Any]) -> config.ExpertsParams:
     return p
 
 
-def _stage(p: config.ExpertsParams, which: str) -> StageConfig:
-    s = getattr(p, which)
-    return StageConfig(**s.model_dump(), w_mse=p.w_mse, w_bal=p.w_bal)
-
-
 def build_image_cache(images: pl.DataFrame, generic_splits: pl.DataFrame, params: dict[str, Any]) -> TensorBundle:
     """Decode every image the experts or the held-out people use, once, at ``cache_size``."""
     p = _params(params)
     used = images.join(generic_splits.select("image_id"), on="image_id", how="semi").sort("image_id")
     ids = used["image_id"].to_list()
-    pixels = imagecache.build_cache(ids, used["path"].to_list(), p.cache_size)
+    pixels = build_cache(ids, used["path"].to_list(), p.cache_size)
     log.info("image cache: %d images at %d px (%.1f MB)", len(ids), p.cache_size, pixels.numel() / 2**20)
     return TensorBundle({"pixels": pixels}, {"image_ids": ids, "size": p.cache_size})
 
@@ -48,13 +49,13 @@ def build_image_cache(images: pl.DataFrame, generic_splits: pl.DataFrame, params
 def build_theta0(params: dict[str, Any]) -> TensorBundle:
     """θ0: pretrained backbone + a head from ``head_seed``, shared by all experts."""
     p = _params(params)
-    return experts.make_theta0(p.backbone, p.weights, p.head_seed, p.allow_random, p.input_size, p.cache_size)
+    return make_theta0(p.backbone, p.weights, p.head_seed, p.allow_random, p.input_size, p.cache_size)
 
 
 def compute_backbone_features(theta0: TensorBundle, image_cache: TensorBundle) -> TensorBundle:
     """θ0's backbone features of every cached image, computed once for stage 1."""
-    scorer = experts.scorer_from_state(theta0)
-    feats = experts.embed(scorer, image_cache["pixels"], theta0.meta["input_size"], experts.norm_of(theta0))
+    scorer = load_scorer(theta0)
+    feats = embed(scorer, image_cache["pixels"], theta0.meta["input_size"], normalisation(theta0))
     return TensorBundle({"features": feats}, {"image_ids": image_cache.meta["image_ids"]})
 
 
@@ -72,9 +73,9 @@ def train_expert_head(
 ) -> tuple[TensorBundle, pl.DataFrame]:
     """Stage 1: θ0's head trained on the source's labels over cached features."""
     p = _params(params)
-    data = experts.source_splits(source, generic_scores, generic_splits, backbone_features.meta["image_ids"])
+    data = source_splits(source, generic_scores, generic_splits, backbone_features.meta["image_ids"])
     feats = backbone_features["features"]
-    scorer = experts.scorer_from_state(theta0)
+    scorer = load_scorer(theta0)
     template = template_tensor(SCALES[source].template)
     ckpt = _checkpoint(p, source, "stage1")
     best, history = train_head(
@@ -84,7 +85,7 @@ def train_expert_head(
         feats[data["val"].rows],
         data["val"].labels,
         template,
-        _stage(p, "stage1"),
+        p.stage("stage1"),
         seed=p.seed,
         checkpoint=ckpt,
         desc=f"{source} stage 1",
@@ -104,10 +105,10 @@ def finetune_expert(
 ) -> tuple[TensorBundle, pl.DataFrame]:
     """Stage 2: the whole scorer fine-tuned from θ0's backbone and the stage-1 head."""
     p = _params(params)
-    data = experts.source_splits(source, generic_scores, generic_splits, image_cache.meta["image_ids"])
+    data = source_splits(source, generic_scores, generic_splits, image_cache.meta["image_ids"])
     state = dict(theta0.tensors)
     state.update({f"head.{k}": v for k, v in expert_head.tensors.items()})
-    scorer = experts.scorer_from_state(theta0, state)
+    scorer = load_scorer(theta0, state)
     pixels = image_cache["pixels"]
     ckpt = _checkpoint(p, source, "stage2")
     best, history = finetune(
@@ -118,8 +119,8 @@ def finetune_expert(
         data["val"].labels,
         template_tensor(SCALES[source].template),
         crop=p.input_size,
-        norm=experts.norm_of(theta0),
-        cfg=_stage(p, "stage2"),
+        norm=normalisation(theta0),
+        cfg=p.stage("stage2"),
         seed=p.seed,
         checkpoint=ckpt,
         desc=f"{source} stage 2",
@@ -161,16 +162,16 @@ def predict_with_experts(
     theta0: TensorBundle, image_cache: TensorBundle, generic_splits: pl.DataFrame, *expert_weights: TensorBundle
 ) -> pl.DataFrame:
     """Bin probabilities of every expert on every test or held-out person's image, deterministic view."""
-    crop, norm = theta0.meta["input_size"], experts.norm_of(theta0)
+    crop, norm = theta0.meta["input_size"], normalisation(theta0)
     wanted = set(generic_splits.filter(pl.col("split").is_in(PREDICTED_SPLITS))["image_id"].to_list())
     rows = [i for i, iid in enumerate(image_cache.meta["image_ids"]) if iid in wanted]
     ids = [image_cache.meta["image_ids"][i] for i in rows]
     pixels = image_cache["pixels"][rows]
     frames = []
     for bundle in expert_weights:
-        scorer = experts.scorer_from_state(theta0, bundle.tensors)
-        probs = experts.predict(scorer, pixels, crop, norm)
-        frames.append(experts.predictions_table(bundle.meta["source"], ids, probs))
+        scorer = load_scorer(theta0, bundle.tensors)
+        probs = predict(scorer, pixels, crop, norm)
+        frames.append(predictions_table(bundle.meta["source"], ids, probs))
     return pl.concat(frames)
 
 
@@ -178,7 +179,7 @@ def evaluate_experts(
     expert_predictions: pl.DataFrame, generic_scores: pl.DataFrame, generic_splits: pl.DataFrame
 ) -> tuple[pl.DataFrame, plt.Figure]:
     """The source × source table (every expert on every test split) and its SROCC heatmap."""
-    table = experts.cross_source_metrics(expert_predictions, generic_scores, generic_splits)
+    table = cross_source_metrics(expert_predictions, generic_scores, generic_splits)
     table = pl.concat([table, _constant_baseline(generic_scores, generic_splits)], how="diagonal_relaxed")
     return table, _heatmap(table.filter(pl.col("expert") != "constant"), "srocc")
 

@@ -1,4 +1,4 @@
-"""Nodes of the ``ingest`` pipeline: thin wrappers over aestimo.world, aestimo.sources and aestimo.splits."""
+"""Nodes of the ``ingest`` pipeline: thin wrappers over aestimo.data.world, aestimo.data.sources and aestimo.data.splits."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
-from aestimo import config, splits, world  # noqa: E402
-from aestimo.scales import SCALES  # noqa: E402
-from aestimo.sources import read_source  # noqa: E402
-from aestimo.sources.schema import (  # noqa: E402
+from aestimo import config  # noqa: E402
+from aestimo.data import splits, world  # noqa: E402
+from aestimo.data.scales import SCALES  # noqa: E402
+from aestimo.data.sources import read_source  # noqa: E402
+from aestimo.data.sources.schema import (  # noqa: E402
     DROPPED_SCHEMA,
     GENERIC_SCORES_SCHEMA,
     IMAGES_SCHEMA,

@@ -2,15 +2,9 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import (
-    compare_methods,
-    oracle_metrics,
-    personalize_people,
-    plan_personalization,
-    plot_summary,
-    summarize,
-    zero_shot_metrics,
-)
+from aestimo.evaluation.summary import summarize
+
+from .nodes import compare_methods, personalize_people, plan_personalization, plot_summary
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -25,30 +19,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 personalize_people,
                 inputs=[
-                    "personalization_plan", "fewshot_splits", "ratings", "expert_predictions",
+                    "personalization_plan", "fewshot_splits", "ratings", "expert_predictions", "world_utilities",
                     "image_cache", "theta0", "task_vectors", "params:personalize",
                 ],
-                outputs=["user_coefficients", "personalized_metrics", "personalization_timings"],
+                outputs=["user_coefficients", "personalization_metrics", "personalization_timings"],
                 name="personalize_people",
             ),
-            Node(
-                zero_shot_metrics,
-                inputs=["personalization_plan", "fewshot_splits", "ratings", "expert_predictions"],
-                outputs="zero_shot_metrics",
-                name="zero_shot_baselines",
-            ),
-            Node(
-                oracle_metrics,
-                inputs=["personalization_plan", "fewshot_splits", "ratings", "world_utilities"],
-                outputs="oracle_metrics",
-                name="oracle_ceiling",
-            ),
-            Node(
-                summarize,
-                inputs=["personalized_metrics", "zero_shot_metrics", "oracle_metrics"],
-                outputs=["personalization_metrics", "personalization_summary"],
-                name="summarize_personalization",
-            ),
+            Node(summarize, inputs="personalization_metrics", outputs="personalization_summary", name="summarize_personalization"),
             Node(
                 compare_methods,
                 inputs=["personalization_metrics", "params:personalize"],

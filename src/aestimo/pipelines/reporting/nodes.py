@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 
 from aestimo import config
-from aestimo.report import build_html, expert_matrix, main_methods, table_html
+from aestimo.evaluation.report import build_html, expert_matrix, main_methods, table_html
 
 
 def build_report(

@@ -9,14 +9,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 import torch  # noqa: E402
 
-from aestimo import experts, taskvec  # noqa: E402
-from aestimo.datasets.safetensors_dataset import TensorBundle  # noqa: E402
+from aestimo.bundle import TensorBundle  # noqa: E402
+from aestimo.models import merged  # noqa: E402
+from aestimo.models.theta0 import load_scorer  # noqa: E402
 
 
 def build_task_vectors(theta0: TensorBundle, *expert_weights: TensorBundle) -> TensorBundle:
     """Layer-wise task vectors of every expert against θ0 (n sources × L parameter tensors)."""
-    module = experts.scorer_from_state(theta0)
-    return taskvec.build_task_vectors(module, theta0.tensors, {b.meta["source"]: b.tensors for b in expert_weights})
+    module = load_scorer(theta0)
+    return merged.build_task_vectors(module, theta0.tensors, {b.meta["source"]: b.tensors for b in expert_weights})
 
 
 def task_vector_norms(task_vectors: TensorBundle, theta0: TensorBundle) -> pl.DataFrame:
@@ -32,7 +33,7 @@ def task_vector_norms(task_vectors: TensorBundle, theta0: TensorBundle) -> pl.Da
 
 def task_vector_similarity(task_vectors: TensorBundle) -> pl.DataFrame:
     """Cosine similarity between the sources' whole (layer-agnostic) task vectors."""
-    flat = taskvec.layer_agnostic(task_vectors)
+    flat = merged.layer_agnostic(task_vectors)
     sources = list(flat)
     m = torch.stack([flat[s] for s in sources])
     m = torch.nn.functional.normalize(m, dim=1)

@@ -1,0 +1,1 @@
+"""Metrics, the experts' source × source evaluation, the personalization summary, paired comparisons, the report."""

@@ -1,0 +1,125 @@
+"""Layer-wise task vectors and the merged forward.
+
+``tau[i, l] = theta_i[l] - theta_0[l]`` for every source ``i`` and every
+parameter tensor ``l``. A person's model is ``theta_0 + sum_i lambda[i, l] *
+tau[i, l]``; :class:`MergedScorer` builds those tensors and runs the scorer
+through ``torch.func.functional_call``, so gradients reach ``lambda`` alone and
+no model is ever copied. Batch-norm running statistics are buffers shared by
+θ0 and every expert (they are frozen during fine-tuning), so a merge is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from aestimo.bundle import TensorBundle
+from aestimo.models.theta0 import load_scorer
+
+
+def parameter_names(module: nn.Module) -> list[str]:
+    return [n for n, _ in module.named_parameters()]
+
+
+def build_task_vectors(
+    module: nn.Module, theta0: Mapping[str, torch.Tensor], experts: Mapping[str, Mapping[str, torch.Tensor]], atol: float = 0.0
+) -> TensorBundle:
+    """Stack ``tau[:, l]`` per parameter tensor ``l`` as ``(n_sources, *shape)``.
+
+    Checks that every expert kept θ0's buffers (batch-norm statistics): a
+    merge would not be exact otherwise.
+    """
+    names = parameter_names(module)
+    params = set(names)
+    sources = list(experts)
+    for s, state in experts.items():
+        for k, v in state.items():
+            if k not in params and k in theta0 and v.is_floating_point() and not torch.allclose(v, theta0[k], atol=atol, rtol=0):
+                raise ValueError(
+                    f"expert '{s}' changed buffer '{k}': batch-norm statistics must stay frozen at θ0 "
+                    "(fine-tune with aestimo.models.scorer.freeze_bn_stats)"
+                )
+    taus = {n: torch.stack([experts[s][n].float() - theta0[n].float() for s in sources]) for n in names}
+    return TensorBundle(taus, {"sources": sources, "names": names})
+
+
+def layer_agnostic(task_vectors: TensorBundle) -> dict[str, torch.Tensor]:
+    """One flat vector per source (the layer-agnostic view, for ablations)."""
+    flat = torch.cat([task_vectors[n].flatten(1) for n in task_vectors.meta["names"]], dim=1)
+    return {s: flat[i] for i, s in enumerate(task_vectors.meta["sources"])}
+
+
+def merge_parameters(
+    theta0: Mapping[str, torch.Tensor], names: list[str], taus: list[torch.Tensor], lam: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """``theta_0[l] + sum_i lam[i, l] * tau[i, l]`` for every parameter tensor ``l`` in ``names``.
+
+    ``lam`` is ``(n, L)`` (layer-wise) or ``(n,)`` (layer-agnostic, broadcast over layers).
+    """
+    if lam.dim() == 1:
+        lam = lam[:, None].expand(-1, len(names))
+    return {n: theta0[n].float() + torch.tensordot(lam[:, j], tau, dims=1) for j, (n, tau) in enumerate(zip(names, taus))}
+
+
+def merge_state(theta0: TensorBundle, task_vectors: TensorBundle, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A plain state dict of the merged model (θ0's buffers kept): merge once, then score at backbone speed."""
+    names = list(task_vectors.meta["names"])
+    with torch.no_grad():
+        merged = merge_parameters(theta0.tensors, names, [task_vectors[n].float() for n in names], lam)
+    return {**theta0.tensors, **merged}
+
+
+def _in_vmap() -> bool:
+    return torch._C._functorch.maybe_current_level() is not None
+
+
+class MergedScorer:
+    """``theta_0 + sum_i lambda[i, l] * tau[i, l]`` through one module, never copied.
+
+    ``lam`` has shape ``(n_sources, n_layers)`` (layer-wise) or ``(n_sources,)``
+    (layer-agnostic, broadcast over layers). :meth:`batched` maps over people:
+    ``lam`` ``(P, n, L)`` and inputs ``(P, B, ...)``.
+    """
+
+    def __init__(self, module: nn.Module, theta0: Mapping[str, torch.Tensor], task_vectors: TensorBundle):
+        self.module = module.eval()
+        self.names: list[str] = list(task_vectors.meta["names"])
+        self.sources: list[str] = list(task_vectors.meta["sources"])
+        self.theta0 = {n: theta0[n].detach().float() for n in self.names}
+        self.taus = [task_vectors[n].detach().float() for n in self.names]
+        self.buffers = {n: b.detach() for n, b in module.named_buffers()}
+        for n, b in self.buffers.items():
+            if n in theta0:
+                self.buffers[n] = theta0[n].detach()
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.sources), len(self.names)
+
+    @classmethod
+    def from_bundles(cls, theta0: TensorBundle, task_vectors: TensorBundle) -> MergedScorer:
+        """θ0's scorer with the task vectors attached: ``theta_0 + sum_i lambda[i, l] tau[i, l]`` for any λ."""
+        return cls(load_scorer(theta0), theta0.tensors, task_vectors)
+
+    def merged(self, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = merge_parameters(self.theta0, self.names, self.taus, lam)
+        if not _in_vmap():
+            # conv weights in channels_last, like the module's own (mixed layouts are slow on CPU)
+            out = {n: w.contiguous(memory_format=torch.channels_last) if w.dim() == 4 else w for n, w in out.items()}
+        return out
+
+    def __call__(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Bin probabilities of the merged model, ``(B, 10)``; ``drop_mask``: the head's dropout (see ScoreHead.logits)."""
+        args = (x,) if drop_mask is None else (x, drop_mask)
+        return functional_call(self.module, {**self.merged(lam), **self.buffers}, args)
+
+    def batched(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Many people at once: ``x`` ``(P, B, C, H, W)``, ``lam`` ``(P, n, L)`` (``drop_mask`` ``(P, B, hidden)``) -> ``(P, B, 10)``."""
+        args = (x, lam) if drop_mask is None else (x, lam, drop_mask)
+        return vmap(self.__call__, in_dims=0, randomness="error")(*args)
+

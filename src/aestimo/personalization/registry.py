@@ -1,0 +1,136 @@
+"""Personalization methods behind one registry and one interface.
+
+A method is a class registered under a name. It is built from its options (a
+pydantic model it declares), **fits** on one person's support set and returns
+that person's state (named tensors, saved as safetensors), and **predicts**
+scores for query images from that state. The pipeline loops over the methods
+named in ``parameters_personalize.yml`` and never names one itself::
+
+    @register("my_method")
+    class MyMethod(Method):
+        class Options(Options):
+            strength: float = 1.0
+
+        def fit(self, support, ctx):
+            return {"w": ...}
+
+        def predict(self, state, query, ctx):
+            return ...  # scores on the template scale, one per query image
+
+Scores are on the source's template scale (the scale the scorer predicts on);
+the metrics are rank and linear correlations, so any increasing affine map of
+it scores the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from aestimo.bundle import TensorBundle
+from aestimo.data.images import CachedImages
+from aestimo.data.scales import SCALES
+from aestimo.models.merged import MergedScorer
+from aestimo.models.scorer import template_tensor
+from aestimo.options import Options
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Support:
+    """One person's k rated images for one repeat: all a method may learn from."""
+
+    source: str
+    rater_id: str
+    k: int
+    repeat: int
+    seed: int  # every random choice of the fit draws from this
+    rows: torch.Tensor  # positions of the images in the image cache
+    y: torch.Tensor  # the person's scores, on the source's template scale
+    expert_scores: np.ndarray  # (n_experts, k): each expert's zero-shot score of the images (template scale)
+
+
+@dataclass(frozen=True)
+class Query:
+    """The images a fitted state is scored on (the person's other rated images), without their ratings."""
+
+    source: str
+    rows: torch.Tensor
+    expert_scores: np.ndarray  # (n_experts, q)
+    truth: np.ndarray | None = None  # the world's hidden noise-free utility; read only by ceilings
+
+
+@dataclass
+class Context:
+    """The frozen things methods share, built once per process: the cached images, θ0, the
+    task vectors and the experts' names (in the task vectors' order)."""
+
+    images: CachedImages
+    theta0: TensorBundle
+    task_vectors: TensorBundle
+    experts: list[str] = field(default_factory=list)
+
+    @cached_property
+    def merged(self) -> MergedScorer:
+        """θ0 with the task vectors attached (built on first use: methods that mix outputs never pay for it)."""
+        return MergedScorer.from_bundles(self.theta0, self.task_vectors)
+
+    @staticmethod
+    def template(source: str) -> torch.Tensor:
+        return template_tensor(SCALES[source].template)
+
+
+class Method:
+    """The interface every personalization method implements."""
+
+    class Options(Options):
+        """A method with no options."""
+
+    #: True for rows that read hidden or query information (ceilings, never deployable).
+    ceiling: ClassVar[bool] = False
+
+    def __init__(self, options: Options | None = None):
+        self.options = options if options is not None else self.Options()
+
+    def fit(self, support: Support, ctx: Context) -> State:
+        raise NotImplementedError
+
+    def predict(self, state: State, query: Query, ctx: Context) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit_many(self, supports: Sequence[Support], ctx: Context) -> list[State]:
+        """Fit several people at once (a method may batch them); by default one by one."""
+        return [self.fit(s, ctx) for s in supports]
+
+    @classmethod
+    def variants(cls, name: str, options: Options, experts: Sequence[str]) -> dict[str, Options]:
+        """The summary rows one configured entry gives: by default one, under its own name."""
+        return {name: options}
+
+
+REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(name: str) -> Callable[[type[Method]], type[Method]]:
+    """Register a :class:`Method` subclass under ``name`` (the ``method:`` value in parameters)."""
+
+    def deco(cls: type[Method]) -> type[Method]:
+        if name in REGISTRY and REGISTRY[name] is not cls:
+            raise ValueError(f"personalization method {name!r} is already registered")
+        REGISTRY[name] = cls
+        cls.registry_name = name
+        return cls
+
+    return deco
+
+
+def method_class(name: str) -> type[Method]:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown personalization method {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]

@@ -1,0 +1,233 @@
+"""From the canonical tables to personalization runs and back to result tables.
+
+* :func:`plan` — who is personalized, at which k and repeats, with the
+  leakage guard (no held-out person's image may be in an expert's split);
+* :func:`build_jobs` — one job per configured method × person × k × repeat:
+  the support set (images, scores, the experts' scores) and the query images;
+* :func:`collect` — per-run metrics, each person's fitted states, timings.
+
+No Kedro here; the ``personalize`` pipeline's nodes are thin calls to these.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import torch
+
+from aestimo.bundle import TensorBundle
+from aestimo.data.scales import SCALES
+from aestimo.evaluation import metrics
+from aestimo.models.scorer import template_tensor
+from aestimo.personalization.keys import parse_person_ref, person_key, split_person_key, state_key
+from aestimo.personalization.pool import Job, Result
+from aestimo.personalization.registry import Method, Query, Support
+
+log = logging.getLogger(__name__)
+
+RUN = ["source", "rater_id", "k", "repeat"]
+
+METRIC_SCHEMA = {
+    "source": pl.String,
+    "rater_id": pl.String,
+    "method": pl.String,
+    "k": pl.Int64,
+    "repeat": pl.Int64,
+    "srocc": pl.Float64,
+    "plcc": pl.Float64,
+    "n_query": pl.Int64,
+}
+
+
+@dataclass(frozen=True)
+class ConfiguredMethod:
+    """A method as configured: its name in the summary, the method built from its options, its ks."""
+
+    name: str
+    method: Method
+    ks: list[int] | None = None  # None: every k of the plan
+
+
+def plan(
+    fewshot_splits: pl.DataFrame,
+    ratings: pl.DataFrame,
+    generic_splits: pl.DataFrame,
+    people: Sequence[str] | None = None,
+    ks: Sequence[int] | None = None,
+    repeats: int | None = None,
+    max_people_per_source: int | None = None,
+) -> pl.DataFrame:
+    """Who is personalized, for which k and repeats. Stops on an unknown person or on a
+    person whose ratings touch expert training data (leakage guard)."""
+    out = fewshot_splits.select(*RUN, "seed").unique()
+    if people is not None:
+        wanted = []
+        for ref in people:
+            src, rid = parse_person_ref(ref)
+            hit = ratings.filter((pl.col("rater_id") == rid) & ((pl.col("source") == src) if src else pl.lit(True)))
+            if hit.height == 0:
+                raise ValueError(f"parameter 'personalize.people': unknown person '{ref}' (no ratings with that id)")
+            for s in hit["source"].unique().to_list():
+                wanted.append((s, rid))
+        wanted_df = pl.DataFrame(wanted, schema={"source": pl.String, "rater_id": pl.String}, orient="row")
+        missing = wanted_df.join(out, on=["source", "rater_id"], how="anti")
+        if missing.height:
+            raise ValueError(
+                f"parameter 'personalize.people': {missing.rows()[:5]} are not held-out people with few-shot splits "
+                "(they are expert-training raters, or have too few ratings): personalizing them would leak"
+            )
+        out = out.join(wanted_df, on=["source", "rater_id"], how="semi")
+    touched = (
+        ratings.join(out.select("source", "rater_id").unique(), on=["source", "rater_id"], how="semi")
+        .join(generic_splits.filter(pl.col("split") != "personal"), on="image_id", how="inner")
+    )
+    if touched.height:
+        bad = touched.select("source", "rater_id", "image_id", "split").head(5).rows()
+        raise ValueError(
+            f"leakage: {touched['rater_id'].n_unique()} held-out people rated images in expert splits, e.g. {bad}; "
+            "rebuild generic_splits (kedro run --pipeline ingest) so their images are 'personal'"
+        )
+    if ks is not None:
+        out = out.filter(pl.col("k").is_in(list(ks)))
+    if repeats is not None:
+        out = out.filter(pl.col("repeat") < repeats)
+    if max_people_per_source is not None:
+        keep = (
+            out.select("source", "rater_id").unique().sort("source", "rater_id")
+            .group_by("source", maintain_order=True).head(max_people_per_source)
+        )
+        out = out.join(keep, on=["source", "rater_id"], how="semi")
+    if out.height == 0:
+        raise ValueError("nothing to personalize: no held-out person has few-shot splits for the configured ks/people")
+    out = out.sort(*RUN)
+    log.info(
+        "personalization plan: %d people, ks %s, %d runs per method",
+        out.select("source", "rater_id").n_unique(),
+        sorted(out["k"].unique().to_list()),
+        out.height,
+    )
+    return out
+
+
+def person_tables(plan: pl.DataFrame, fewshot_splits: pl.DataFrame, ratings: pl.DataFrame) -> pl.DataFrame:
+    """Every planned run's support and query rows with the person's scores (source and template scale)."""
+    return (
+        fewshot_splits.join(plan.select(*RUN), on=RUN, how="semi")
+        .join(ratings.select("source", "rater_id", "image_id", "score", "score_template"), on=["source", "rater_id", "image_id"])
+        .sort(*RUN, "role", "image_id")
+    )
+
+
+def expert_names(expert_predictions: pl.DataFrame) -> list[str]:
+    return expert_predictions["expert"].unique(maintain_order=True).to_list()
+
+
+def expert_scores(expert_predictions: pl.DataFrame, ids: list[str], template: np.ndarray) -> np.ndarray:
+    """Each expert's zero-shot score (on ``template``) of ``ids``: ``(n_experts, len(ids))``."""
+    order = pl.DataFrame({"image_id": ids, "_pos": np.arange(len(ids))})
+    names = expert_names(expert_predictions)
+    out = np.empty((len(names), len(ids)))
+    for i, e in enumerate(names):
+        t = expert_predictions.filter(pl.col("expert") == e).join(order, on="image_id").sort("_pos")
+        if t.height != len(ids):
+            raise ValueError(f"expert_predictions lacks {len(ids) - t.height} images for expert '{e}'")
+        out[i] = np.stack(t["probs"].to_list()) @ template
+    return out
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One planned person × k × repeat, the same for every method: support, query and the query's ratings."""
+
+    support: Support
+    query: Query
+    y_query: np.ndarray  # the person's ratings of the query images (source scale): read by the metrics only
+
+
+def run_data(
+    plan: pl.DataFrame,
+    fewshot_splits: pl.DataFrame,
+    ratings: pl.DataFrame,
+    expert_predictions: pl.DataFrame,
+    image_ids: list[str],
+    world_utilities: pl.DataFrame | None = None,
+) -> list[RunData]:
+    """Support and query of every planned run (rows of the image cache, scores, the experts' scores)."""
+    rows_of = {iid: i for i, iid in enumerate(image_ids)}
+    tables = person_tables(plan, fewshot_splits, ratings)
+    truth = None
+    if world_utilities is not None and world_utilities.height:
+        truth = world_utilities.select("source", "rater_id", "image_id", "utility")
+
+    def rows(ids: list[str]) -> torch.Tensor:
+        return torch.as_tensor([rows_of[i] for i in ids], dtype=torch.long)
+
+    out = []
+    for (source, rater, k, rep), t in tables.group_by(RUN, maintain_order=True):
+        sup, qry = t.filter(pl.col("role") == "support"), t.filter(pl.col("role") == "query")
+        tmpl = template_tensor(SCALES[source].template).numpy().astype(np.float64)
+        sup_ids, qry_ids = sup["image_id"].to_list(), qry["image_id"].to_list()
+        q_truth = None
+        if truth is not None:
+            q_truth = qry.join(truth, on=["source", "rater_id", "image_id"], how="left", maintain_order="left")["utility"].to_numpy()
+        support = Support(
+            source, rater, int(k), int(rep), int(t["seed"][0]), rows(sup_ids),
+            torch.as_tensor(sup["score_template"].to_numpy(), dtype=torch.float32),
+            expert_scores(expert_predictions, sup_ids, tmpl),
+        )
+        query = Query(source, rows(qry_ids), expert_scores(expert_predictions, qry_ids, tmpl), q_truth)
+        out.append(RunData(support, query, qry["score"].to_numpy()))
+    return out
+
+
+def build_jobs(methods: Sequence[ConfiguredMethod], runs: Sequence[RunData]) -> list[Job]:
+    """Every configured method on every run it applies to (its ks; ceilings only where truth exists)."""
+    jobs = []
+    for m in methods:
+        if m.method.ceiling and any(r.query.truth is None for r in runs):
+            log.info("%s: no hidden truth for these people (real data): the ceiling is skipped", m.name)
+            continue
+        for r in runs:
+            if m.ks is None or r.support.k in m.ks:
+                jobs.append(Job(m.name, m.method, r.support, r.query))
+    return jobs
+
+
+def metric_row(source, rater, method, k, rep, y, pred) -> dict:
+    return {
+        "source": source, "rater_id": rater, "method": method, "k": int(k), "repeat": int(rep),
+        "srocc": metrics.srocc(y, pred), "plcc": metrics.plcc(y, pred), "n_query": len(y),
+    }
+
+
+def collect(
+    jobs: Sequence[Job], results: Sequence[Result], runs: Sequence[RunData], meta: dict
+) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame]:
+    """Per-run metrics (SROCC / PLCC on the query), each person's fitted states (one bundle per
+    person, with ``meta``), and the time spent fitting per method × source × k."""
+    y_of = {(r.support.source, r.support.rater_id, r.support.k, r.support.repeat): r.y_query for r in runs}
+    rows, states, seconds = [], {}, {}
+    for job, res in zip(jobs, results):
+        s = job.support
+        rows.append(metric_row(s.source, s.rater_id, job.name, s.k, s.repeat, y_of[(s.source, s.rater_id, s.k, s.repeat)], res.scores))
+        person = states.setdefault(person_key(s.source, s.rater_id), {})
+        for tensor, value in res.state.items():
+            person[state_key(job.name, s.k, s.repeat, tensor)] = value
+        seconds.setdefault((job.name, s.source, s.k), []).append(res.seconds)
+    timings = pl.DataFrame(
+        [
+            {"method": m, "source": src, "k": k, "runs": len(v), "seconds": float(sum(v)), "seconds_per_run": float(np.mean(v))}
+            for (m, src, k), v in seconds.items()
+        ],
+        schema={"method": pl.String, "source": pl.String, "k": pl.Int64, "runs": pl.Int64, "seconds": pl.Float64, "seconds_per_run": pl.Float64},
+    )
+    bundles = {}
+    for key, tensors in states.items():
+        if tensors:
+            source, rater = split_person_key(key)
+            bundles[key] = TensorBundle(tensors, {**meta, "source": source, "rater_id": rater})
+    return bundles, pl.DataFrame(rows, schema=METRIC_SCHEMA), timings

@@ -1,0 +1,220 @@
+"""Two-stage expert fine-tuning with checkpoints that resume exactly.
+
+Stage 1 trains the head on backbone features computed once (the backbone is
+frozen, so running it at every step would only repeat the same work). Stage 2
+fine-tunes the whole scorer on augmented views from the image cache, with the
+batch-norm statistics frozen at θ0's values so that experts stay mergeable.
+Both stages use AdamW with cosine schedules, select the step with the lowest
+validation loss, and stop early when validation stops improving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from pydantic import Field
+from tqdm.auto import tqdm
+
+from aestimo.bundle import load_bundle
+from aestimo.data.images import center_view, to_float, train_view
+from aestimo.models.scorer import freeze_bn_stats
+from aestimo.options import Options
+from aestimo.training.checkpoints import load_checkpoint, save_checkpoint
+from aestimo.training.data import Labels
+from aestimo.training.losses import expert_loss, nearest_bin
+from aestimo.training.schedule import cosine_lr
+
+log = logging.getLogger(__name__)
+
+
+class LossWeights(Options):
+    """EMD + w_mse·MSE where a histogram exists, MSE otherwise, + w_bal·Bal-CE (0 disables it)."""
+
+    w_mse: float = Field(default=10.0, ge=0)
+    w_bal: float = Field(default=0.001, ge=0)
+
+
+class StageConfig(Options):
+    """One training stage: AdamW with a cosine schedule per parameter group, validation every
+    ``eval_every`` steps, early stopping after ``patience`` evaluations without improvement
+    (0 = never), a resumable checkpoint every ``checkpoint_every`` steps."""
+
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr_head: tuple[float, float]
+    lr_backbone: tuple[float, float] = (0.0, 0.0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    eval_every: int = Field(default=50, ge=1)
+    patience: int = Field(default=0, ge=0)
+    checkpoint_every: int = Field(default=50, ge=1)
+    loss: LossWeights = LossWeights()
+
+
+class Interrupted(RuntimeError):
+    """Raised by ``stop_after`` in tests to simulate a run killed mid-training."""
+
+
+def class_prior(labels: Labels, template: torch.Tensor) -> torch.Tensor:
+    """Frequency of each template bin among the training targets (for Bal-CE), floored."""
+    bins = nearest_bin(labels.score, template)
+    counts = torch.bincount(bins, minlength=len(template)).float() + 1.0
+    return counts / counts.sum()
+
+
+def _loss(probs, logits, y: Labels, template, prior, cfg: StageConfig) -> torch.Tensor:
+    """EMD + w_mse·MSE where a histogram exists, MSE otherwise, + w_bal·Bal-CE on the head's bin logits."""
+    return expert_loss(
+        probs,
+        logits,
+        y.score,
+        y.dist,
+        template,
+        class_prior=prior if cfg.loss.w_bal > 0 else None,
+        w_mse=cfg.loss.w_mse,
+        w_bal=cfg.loss.w_bal,
+    )
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _fit(
+    model: torch.nn.Module,
+    param_groups: list[dict],
+    batch_fn: Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]],
+    val_fn: Callable[[], float],
+    n_train: int,
+    cfg: StageConfig,
+    seed: int,
+    checkpoint: Path | None,
+    desc: str,
+    stop_after: int | None = None,
+    train_mode: Callable[[], None] | None = None,
+) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """Generic AdamW loop over ``steps`` with cosine schedules per group, validation,
+    early stopping, best-state selection and exact resume from ``checkpoint``.
+
+    A checkpoint is only resumed when it was written by the same configuration
+    and seed (its fingerprint matches); otherwise training starts afresh.
+    """
+    fingerprint = json.dumps([repr(cfg), seed, n_train, desc])
+    optimizer = torch.optim.AdamW(param_groups, lr=param_groups[0]["lr"], weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    start, history, best_val, bad = 0, [], float("inf"), 0
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    saved = load_bundle(checkpoint) if checkpoint is not None and checkpoint.exists() else None
+    if saved is not None and saved.meta.get("fingerprint") != fingerprint:
+        log.warning("%s: ignoring checkpoint %s written by another configuration", desc, checkpoint)
+    elif saved is not None:
+        best_state, start, meta = load_checkpoint(saved, model, optimizer, gen)
+        history, best_val, bad = meta["history"], meta["best_val"], meta["bad"]
+        log.info("%s: resumed from %s at step %d", desc, checkpoint, start)
+    set_train = train_mode or model.train
+    step = start
+    for step in tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False):
+        if bad >= cfg.patience > 0:
+            log.info("%s: early stop at step %d (no val improvement in %d evaluations)", desc, step, bad)
+            break
+        for g in optimizer.param_groups:
+            g["lr"] = cosine_lr(step, cfg.steps, *g["lr_range"])
+        set_train()
+        idx = torch.randint(0, n_train, (min(cfg.batch_size, n_train),), generator=gen)
+        loss = batch_fn(idx, gen)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done = step + 1
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            model.eval()
+            val = val_fn()
+            history.append({"step": done, "train_loss": float(loss.detach()), "val_loss": val})
+            if val < best_val - 1e-6:
+                best_val, bad = val, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                bad += 1
+        if checkpoint is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            save_checkpoint(
+                checkpoint, model, optimizer, best_state, done, gen, {"history": history, "best_val": best_val, "bad": bad, "fingerprint": fingerprint},
+            )
+        if stop_after is not None and done >= stop_after:
+            raise Interrupted(f"stopped after step {done}")
+    model.eval()
+    return best_state, history
+
+
+def train_head(
+    head: torch.nn.Module,
+    feats_train: torch.Tensor,
+    y_train: Labels,
+    feats_val: torch.Tensor,
+    y_val: Labels,
+    template: torch.Tensor,
+    cfg: StageConfig,
+    seed: int,
+    checkpoint: Path | None = None,
+    stop_after: int | None = None,
+    desc: str = "stage 1 (head)",
+) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """Stage 1: the head alone, on cached backbone features."""
+    prior = class_prior(y_train, template)
+
+    def batch(idx, gen):
+        probs, logits = head.forward_with_logits(feats_train[idx])
+        return _loss(probs, logits, y_train.subset(idx), template, prior, cfg)
+
+    @torch.no_grad()
+    def val():
+        probs, logits = head.forward_with_logits(feats_val)
+        return float(_loss(probs, logits, y_val, template, prior, cfg))
+
+    groups = [{"params": list(head.parameters()), "lr": cfg.lr_head[0], "lr_range": cfg.lr_head}]
+    return _fit(head, groups, batch, val, len(feats_train), cfg, seed, checkpoint, desc, stop_after)
+
+
+def finetune(
+    scorer: torch.nn.Module,
+    pixels_train: torch.Tensor,
+    y_train: Labels,
+    pixels_val: torch.Tensor,
+    y_val: Labels,
+    template: torch.Tensor,
+    crop: int,
+    norm: tuple[tuple[float, ...], tuple[float, ...]],
+    cfg: StageConfig,
+    seed: int,
+    checkpoint: Path | None = None,
+    stop_after: int | None = None,
+    desc: str = "stage 2 (whole model)",
+) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """Stage 2: the whole scorer, on random crops and flips from the uint8 cache."""
+    prior = class_prior(y_train, template)
+    x_val = to_float(center_view(pixels_val, crop), *norm)
+
+    def batch(idx, gen):
+        x = to_float(train_view(pixels_train[idx], crop, gen), *norm)
+        probs, logits = scorer.forward_with_logits(x)
+        return _loss(probs, logits, y_train.subset(idx), template, prior, cfg)
+
+    @torch.no_grad()
+    def val():
+        losses = []
+        for i in range(0, len(x_val), 128):
+            probs, logits = scorer.forward_with_logits(x_val[i : i + 128])
+            losses.append(_loss(probs, logits, y_val.subset(torch.arange(i, min(i + 128, len(x_val)))), template, prior, cfg) * len(probs))
+        return float(sum(losses) / max(len(x_val), 1))
+
+    def train_mode():
+        scorer.train()
+        freeze_bn_stats(scorer)
+
+    groups = [
+        {"params": list(scorer.head.parameters()), "lr": cfg.lr_head[0], "lr_range": cfg.lr_head},
+        {"params": list(scorer.backbone.parameters()), "lr": cfg.lr_backbone[0], "lr_range": cfg.lr_backbone},
+    ]
+    return _fit(scorer, groups, batch, val, len(pixels_train), cfg, seed, checkpoint, desc, stop_after, train_mode)

@@ -1,0 +1,100 @@
+"""Expert training: schedules, stage 1 on features, stage 2, exact resume after a kill."""
+
+import math
+
+import pytest
+import torch
+
+from aestimo.models.head import ScoreHead
+from aestimo.models.scorer import build_scorer, template_tensor
+from aestimo.training.data import Labels
+from aestimo.training.experts import Interrupted, StageConfig, finetune, train_head
+from aestimo.training.schedule import cosine_lr
+
+
+def test_cosine_schedule_endpoints_and_midpoint():
+    assert cosine_lr(0, 100, 1.5e-5, 1.5e-6) == pytest.approx(1.5e-5)
+    assert cosine_lr(100, 100, 1.5e-5, 1.5e-6) == pytest.approx(1.5e-6)
+    assert cosine_lr(50, 100, 1.0, 0.0) == pytest.approx(0.5)
+    assert cosine_lr(25, 100, 1.0, 0.0) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+
+
+def _labels(n, gen, with_dist):
+    score = 1 + 4 * torch.rand(n, generator=gen)
+    dist = torch.softmax(torch.randn(n, 10, generator=gen), 1) if with_dist else torch.full((n, 10), float("nan"))
+    return Labels(score, dist)
+
+
+def test_stage1_learns_a_linear_target_on_features():
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(256, 16, generator=gen)
+    score = (3 + feats[:, 0]).clamp(1, 5)
+    y = Labels(score, torch.full((256, 10), float("nan")))
+    head = ScoreHead(16, hidden=32, dropout=0.0)
+    head.reset_parameters(0)
+    cfg = StageConfig(steps=300, batch_size=64, lr_head=(3e-2, 3e-3), eval_every=50, patience=0, checkpoint_every=1000)
+    tmpl = template_tensor("five")
+    before = ((head(feats[200:]) @ tmpl - score[200:]) ** 2).mean()
+    best, history = train_head(head, feats[:200], y.subset(torch.arange(200)), feats[200:], y.subset(torch.arange(200, 256)), tmpl, cfg, seed=1)
+    head.load_state_dict(best)
+    after = ((head(feats[200:]) @ tmpl - score[200:]) ** 2).mean()
+    assert after < 0.5 * before
+    assert [h["step"] for h in history] == [50, 100, 150, 200, 250, 300]
+
+
+def _stage2_inputs():
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (24, 3, 40, 40), dtype=torch.uint8, generator=gen)
+    y = _labels(24, gen, with_dist=True)
+    cfg = StageConfig(
+        steps=6, batch_size=4, lr_head=(1e-3, 1e-4), lr_backbone=(1e-4, 1e-5), eval_every=2, patience=0, checkpoint_every=2
+    )
+    return pixels, y, cfg
+
+
+def _fresh():
+    torch.manual_seed(0)  # random-init backbone: the same one every time
+    return build_scorer("tf_efficientnet_lite0", None, head_seed=0, allow_random=True)
+
+
+def test_stage2_resume_after_kill_ends_with_the_same_weights(tmp_path):
+    pixels, y, cfg = _stage2_inputs()
+    idx_t, idx_v = torch.arange(16), torch.arange(16, 24)
+    args = (pixels[idx_t], y.subset(idx_t), pixels[idx_v], y.subset(idx_v), template_tensor("ten"))
+    kw = dict(crop=32, norm=((0.5,) * 3, (0.5,) * 3), cfg=cfg, seed=5)
+    torch.manual_seed(123)
+    full, full_hist = finetune(_fresh(), *args, **kw, checkpoint=None)
+
+    ckpt = tmp_path / "stage2.safetensors"
+    with pytest.raises(Interrupted):
+        finetune(_fresh(), *args, **kw, checkpoint=ckpt, stop_after=3)  # killed after step 3 (checkpoint at 2)
+    assert ckpt.exists()
+    torch.manual_seed(999)  # a new process has other global RNG state; the checkpoint restores it
+    resumed, hist = finetune(_fresh(), *args, **kw, checkpoint=ckpt)
+    assert [h["step"] for h in hist] == [h["step"] for h in full_hist]
+    for k in full:
+        torch.testing.assert_close(resumed[k], full[k], rtol=0, atol=0, msg=k)
+
+
+def test_stage2_keeps_batchnorm_statistics_frozen():
+    pixels, y, cfg = _stage2_inputs()
+    scorer = _fresh()
+    before = {k: v.clone() for k, v in scorer.state_dict().items() if "running" in k}
+    best, _ = finetune(scorer, pixels[:16], y.subset(torch.arange(16)), pixels[16:], y.subset(torch.arange(16, 24)),
+                       template_tensor("ten"), crop=32, norm=((0.5,) * 3, (0.5,) * 3), cfg=cfg, seed=0)
+    for k, v in before.items():
+        assert torch.equal(best[k], v), k
+
+
+def test_checkpoint_of_another_configuration_is_ignored(tmp_path):
+    pixels, y, cfg = _stage2_inputs()
+    idx_t, idx_v = torch.arange(16), torch.arange(16, 24)
+    args = (pixels[idx_t], y.subset(idx_t), pixels[idx_v], y.subset(idx_v), template_tensor("ten"))
+    kw = dict(crop=32, norm=((0.5,) * 3, (0.5,) * 3), cfg=cfg)
+    ckpt = tmp_path / "c.safetensors"
+    with pytest.raises(Interrupted):
+        finetune(_fresh(), *args, **kw, seed=1, checkpoint=ckpt, stop_after=2)
+    fresh_run, _ = finetune(_fresh(), *args, **kw, seed=2, checkpoint=None)
+    via_ckpt, _ = finetune(_fresh(), *args, **kw, seed=2, checkpoint=ckpt)
+    k = "head.fc2.weight"
+    torch.testing.assert_close(via_ckpt[k], fresh_run[k], rtol=0, atol=0)
