@@ -95,8 +95,7 @@ def main() -> None:
             order = torch.randperm(n, generator=gen)
             with timer(t, "e"):
                 for i in range(0, n, args.batch):
-                    hwc = np.stack([load_image(paths[j], args.cache_size) for j in order[i : i + args.batch].tolist()])
-                    pixels = torch.from_numpy(hwc).permute(0, 3, 1, 2)
+                    pixels = torch.stack([load_image(paths[j], args.cache_size) for j in order[i : i + args.batch].tolist()])
                     to_float(train_view(pixels, args.crop, gen), *NORM)
             return t["e"]
 

@@ -102,6 +102,17 @@ def test_personalize_deploy_method_must_be_a_method():
         config.parse("personalize", {"methods": TV, "deploy_method": "nope"})
 
 
+def test_personalize_deploy_method_must_have_a_state_scoring_can_use():
+    raw = {"methods": TV | {"best": {"method": "best_expert_on_support"}}, "deploy_method": "best"}
+    with pytest.raises(ValueError, match="parameter 'personalize.deploy_method': 'best' is a best_expert_on_support method"):
+        config.parse("personalize", raw)
+
+
+def test_experts_stages_take_the_loss_weights():
+    p = config.parse("experts", _with(EXPERTS, "loss", {"w_mse": 2.0, "w_bal": 0.0}))
+    assert p.stage("stage2").loss.w_mse == 2.0 and p.stage("stage1").loss.w_bal == 0.0 and p.stage2.steps == 10
+
+
 def test_personalize_defaults_fill_the_options_a_method_has():
     p = config.parse("personalize", {"methods": TV | {"ens": {"method": "zero_shot_ensemble"}}, "defaults": {"steps": 7}})
     built = {m.name: m.method for m in p.configured_methods(["a", "b"])}

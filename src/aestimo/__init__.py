@@ -26,6 +26,8 @@ def score(images, user: str | None = None, *, theta0=None, task_vectors=None, co
     from aestimo.scoring import PersonalScorer, score_images
 
     if coefficients is not None:
+        if theta0 is None or task_vectors is None:
+            raise ValueError("coefficients= needs theta0= and task_vectors= (the files of the run that made them)")
         scorer = PersonalScorer.from_files(theta0, task_vectors, coefficients, method, k, repeat)
     elif user is not None:
         from aestimo.console import project_scorer

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from aestimo.options import Options as Strict
-from aestimo.personalization import method_class
+from aestimo.personalization import REGISTRY, method_class
 from aestimo.personalization.runs import ConfiguredMethod
 from aestimo.training.experts import LossWeights, StageConfig
 
@@ -130,6 +130,12 @@ class PersonalizeParams(Strict):
     def _deploy_known(self):
         if self.deploy_method not in self.methods:
             raise ValueError(f"deploy_method '{self.deploy_method}' is not one of methods {sorted(self.methods)}")
+        entry = self.methods[self.deploy_method]
+        if entry.method in REGISTRY and not REGISTRY[entry.method].deployable:
+            raise ValueError(
+                f"parameter 'personalize.deploy_method': '{self.deploy_method}' is a {entry.method} method, whose state "
+                "`aestimo score` cannot merge into a scorer; deploy a task_vectors method"
+            )
         return self
 
     @model_validator(mode="after")

@@ -85,7 +85,7 @@ class PersonalScorer:
         ok_paths, pixels, errors = [], [], []
         for p in paths:
             try:
-                arr = load_image(p, self.cache_size)
+                img = load_image(p, self.cache_size)
             except FileNotFoundError:
                 errors.append(f"{p}: file not found")
                 continue
@@ -93,7 +93,7 @@ class PersonalScorer:
                 errors.append(f"{p}: not a readable image ({type(err).__name__}: {err})")
                 continue
             ok_paths.append(str(p))
-            pixels.append(torch.from_numpy(arr).permute(2, 0, 1))
+            pixels.append(img)
         scores = []
         for i in range(0, len(pixels), batch):
             scores.append(self.score_tensor(torch.stack(pixels[i : i + batch])))

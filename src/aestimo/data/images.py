@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
+import torchvision.transforms.v2.functional as TF
 from PIL import Image, UnidentifiedImageError
+from torchvision.transforms import InterpolationMode
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
@@ -26,13 +27,16 @@ class ImageReadError(ValueError):
     """One or more images are missing or cannot be decoded; lists each id and path."""
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
-    """Decode one image file as RGB and resize it to ``size × size`` (uint8, HWC)."""
+def load_image(path: str | Path, size: int) -> torch.Tensor:
+    """Decode one image file as RGB and resize it to ``size × size`` (uint8, CHW).
+
+    PIL decodes (torchvision's own decoders are deprecated in favour of
+    TorchCodec); torchvision's v2 transforms resize (bilinear) and convert. A
+    missing file raises FileNotFoundError; a file that is no image raises PIL's
+    UnidentifiedImageError.
+    """
     with Image.open(path) as im:
-        im = im.convert("RGB")
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.BILINEAR, reducing_gap=None)
-        return np.asarray(im, dtype=np.uint8)
+        return TF.pil_to_tensor(TF.resize(im.convert("RGB"), [size, size], interpolation=InterpolationMode.BILINEAR))
 
 
 def build_cache(
@@ -43,7 +47,7 @@ def build_cache(
     Every unreadable file is collected first, then one error names them all
     (id and path), so a user fixes the data set in one pass.
     """
-    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    out = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
     bad: list[str] = []
 
     def work(i: int) -> None:
@@ -61,7 +65,7 @@ def build_cache(
             f"{len(bad)} image(s) are missing or corrupt; fix or remove them from the rating files:\n  "
             + "\n  ".join(sorted(bad)[:50])
         )
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+    return out
 
 
 def to_float(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -74,9 +78,7 @@ def to_float(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) 
 
 def center_view(pixels: torch.Tensor, crop: int) -> torch.Tensor:
     """The deterministic evaluation view: a centre crop of ``crop`` pixels."""
-    h, w = pixels.shape[-2:]
-    top, left = (h - crop) // 2, (w - crop) // 2
-    return pixels[..., top : top + crop, left : left + crop]
+    return TF.center_crop(pixels, [crop, crop])
 
 
 def train_view(pixels: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
@@ -85,11 +87,11 @@ def train_view(pixels: torch.Tensor, crop: int, generator: torch.Generator) -> t
     tops = torch.randint(0, h - crop + 1, (n,), generator=generator)
     lefts = torch.randint(0, w - crop + 1, (n,), generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5
-    out = torch.empty((n, pixels.shape[1], crop, crop), dtype=pixels.dtype)
+    views = []
     for i in range(n):
-        v = pixels[i, :, tops[i] : tops[i] + crop, lefts[i] : lefts[i] + crop]
-        out[i] = v.flip(-1) if flips[i] else v
-    return out
+        v = TF.crop(pixels[i], int(tops[i]), int(lefts[i]), crop, crop)
+        views.append(TF.horizontal_flip(v) if flips[i] else v)
+    return torch.stack(views) if views else pixels[:, :, :crop, :crop]
 
 
 @dataclass

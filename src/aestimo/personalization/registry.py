@@ -94,6 +94,8 @@ class Method:
 
     #: True for rows that read hidden or query information (ceilings, never deployable).
     ceiling: ClassVar[bool] = False
+    #: True when the state holds a ``lambda`` that `aestimo score` can merge into a scorer.
+    deployable: ClassVar[bool] = False
 
     def __init__(self, options: Options | None = None):
         self.options = options if options is not None else self.Options()

@@ -174,6 +174,8 @@ def run_data(
         q_truth = None
         if truth is not None:
             q_truth = qry.join(truth, on=["source", "rater_id", "image_id"], how="left", maintain_order="left")["utility"].to_numpy()
+            if not np.isfinite(q_truth).all():
+                q_truth = None  # a real person beside the synthetic world's people: no hidden truth
         support = Support(
             source, rater, int(k), int(rep), int(t["seed"][0]), rows(sup_ids),
             torch.as_tensor(sup["score_template"].to_numpy(), dtype=torch.float32),
@@ -185,15 +187,20 @@ def run_data(
 
 
 def build_jobs(methods: Sequence[ConfiguredMethod], runs: Sequence[RunData]) -> list[Job]:
-    """Every configured method on every run it applies to (its ks; ceilings only where truth exists)."""
+    """Every configured method on every run it applies to (its ks; ceilings only where the
+    hidden truth exists, i.e. for the synthetic world's people)."""
     jobs = []
     for m in methods:
-        if m.method.ceiling and any(r.query.truth is None for r in runs):
-            log.info("%s: no hidden truth for these people (real data): the ceiling is skipped", m.name)
-            continue
+        skipped = 0
         for r in runs:
-            if m.ks is None or r.support.k in m.ks:
-                jobs.append(Job(m.name, m.method, r.support, r.query))
+            if m.ks is not None and r.support.k not in m.ks:
+                continue
+            if m.method.ceiling and r.query.truth is None:
+                skipped += 1
+                continue
+            jobs.append(Job(m.name, m.method, r.support, r.query))
+        if skipped:
+            log.info("%s: %d runs of people without hidden truth (real data) have no ceiling row", m.name, skipped)
     return jobs
 
 

@@ -72,8 +72,10 @@ def personalize_people(
 
 
 def compare_methods(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
-    """The deployed method paired with every other method on the same runs (aestimo.evaluation.comparison)."""
-    return comparison.against_all(personalization_metrics, config.parse("personalize", params).deploy_method)
+    """The deployed method paired with every other method on the same runs (ceilings left out)."""
+    p = config.parse("personalize", params)
+    ceilings = tuple(m.name for m in p.configured_methods([]) if m.method.ceiling)
+    return comparison.against_all(personalization_metrics, p.deploy_method, skip=ceilings)
 
 
 def plot_summary(summary: pl.DataFrame) -> plt.Figure:
