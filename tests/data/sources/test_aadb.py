@@ -71,3 +71,59 @@ def test_drop_mode(aadb):
     lines = ["farm1_a.jpg 0.6", "farm1_b.jpg x", "farm9_z.jpg 0.5"]  # farm9_z has no image
     t = read_source("aadb", aadb(train_score_lines=lines), on_bad_rows="drop")
     assert t.dropped["row"].to_list() == [2, 3] and t.images.height == 3
+
+
+MODES = ["error", "drop"]
+ATTR_FILE = "imgListValidationRegression_Light.txt"
+
+
+def _write(root, name, content):
+    (root / "imgListFiles_label" / name).write_text(content, encoding="utf-8")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "content, row, column",
+    [
+        ("farm2_c.jpg,0.2\n", 1, None),  # wrong delimiter
+        ("other.jpg 0.2\n", None, "imageName"),  # names no image of the split
+        ("farm2_c.jpg high\n", 1, "Light"),  # no readable value
+    ],
+)
+def test_garbage_attribute_file_raises_in_both_modes(aadb, raises_at, mode, content, row, column):
+    """A broken attribute file never silently empties the attribute."""
+    root = aadb()
+    _write(root, ATTR_FILE, content)
+    raises_at(lambda: read_source("aadb", root, on_bad_rows=mode), ATTR_FILE, row, column)
+
+
+def test_repeat_across_splits_names_the_first_occurrence(aadb, raises_at):
+    lines = ["farm1_a.jpg 0.6", "farm1_b.jpg 0.3", "farm2_c.jpg 0.5"]
+    e = raises_at(lambda: read_source("aadb", aadb(train_score_lines=lines)),
+                  "imgListValidationRegression_score.txt", 1, "imageName")
+    assert "first in imgListTrainRegression_score.txt, row 3" in str(e)
+
+
+@pytest.mark.parametrize("content", [b"", b"farm1_b.jpg 0\n"])
+def test_image_file_that_is_not_an_image(aadb, raises_at, content):
+    root = aadb()
+    (root / "datasetImages_originalSize" / "farm1_b.jpg").write_bytes(content)
+    raises_at(lambda: read_source("aadb", root), "imgListTrainRegression_score.txt", 2, "imageName")
+    t = read_source("aadb", root, on_bad_rows="drop")
+    assert t.dropped.select("row", "column").rows() == [(2, "imageName")] and t.images.height == 3
+
+
+def test_unreadable_image_folder_names_the_folder(aadb, raises_at, monkeypatch):
+    import os
+
+    root = aadb()
+    real = os.scandir
+
+    def scandir(path="."):
+        if "datasetImages_originalSize" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    e = raises_at(lambda: read_source("aadb", root), "datasetImages_originalSize", None, None)
+    assert "permission denied" in str(e)

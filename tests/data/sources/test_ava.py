@@ -149,3 +149,73 @@ def test_full_size_speed(tmp_path):
     elapsed = time.perf_counter() - t0
     assert t.generic_scores.height == n
     assert elapsed < 20, elapsed
+
+
+# ----------------------------------------------------------------- whole-file problems, messages, images
+
+MODES = ["error", "drop"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_comma_separated_ava_raises_in_both_modes(ava, raises_at, mode):
+    root = ava(lines=[",".join(line.split()) for line in LINES])
+    e = raises_at(lambda: read_source("ava", root, on_bad_rows=mode), "AVA.txt", 1, None)
+    assert "3 of 3 data lines do not have 15 cells" in str(e)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_non_utf8_text_raises_naming_file_and_line(ava, raises_at, mode):
+    root = ava()
+    (root / "AVA.txt").write_bytes(("\n".join(LINES[:2]) + "\n3 9541é4 0 0 0 0 0 0 0 0 0 4 0 19 100\n")
+                                   .encode("latin-1"))
+    e = raises_at(lambda: read_source("ava", root, on_bad_rows=mode), "AVA.txt", 3, None)
+    assert "0xe9" in str(e) and "UTF-8" in str(e)
+    (root / "AVA.txt").write_text("\n".join(LINES) + "\n", encoding="utf-16")
+    e = raises_at(lambda: read_source("ava", root, on_bad_rows=mode), "AVA.txt", None, None)
+    assert "UTF-16" in str(e)
+    (root / "AVA.txt").write_bytes(("\n".join(LINES) + "\n").encode("utf-16-le"))  # no BOM: NUL bytes
+    raises_at(lambda: read_source("ava", root, on_bad_rows=mode), "AVA.txt", 1, None)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_test_list_problems_raise(ava, raises_at, mode):
+    root = ava()
+    (root / "aesthetics_image_lists" / "generic_test.jpgl").write_bytes("953619\n95418é\n".encode("latin-1"))
+    raises_at(lambda: read_source("ava", root, on_bad_rows=mode), "generic_test.jpgl", 2, None)
+    root = ava(test_list="1\n2\n")  # names none of AVA.txt's ids
+    e = raises_at(lambda: read_source("ava", root, on_bad_rows=mode), "generic_test.jpgl", None, None)
+    assert "none of the file's 2 rows" in str(e)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_mostly_unreadable_rows_raise_in_both_modes(ava, raises_at, mode):
+    lines = [line.replace(" 0 ", " x ", 1) for line in LINES[:2]] + [LINES[2]]
+    raises_at(lambda: read_source("ava", ava(lines=lines), on_bad_rows=mode), "AVA.txt", 1, "c1")
+
+
+def test_duplicate_names_the_first_occurrence(ava, raises_at):
+    lines = [*LINES, LINES[0].replace("1 953619", "4 953619", 1)]
+    e = raises_at(lambda: read_source("ava", ava(lines=lines)), "AVA.txt", 4, "image_id")
+    assert "repeats (first at row 1)" in str(e)
+    d = read_source("ava", ava(lines=lines), on_bad_rows="drop").dropped
+    assert d.select("row", "reason").rows() == [(1, "image_id '953619' repeats at row 4"),
+                                                 (4, "image_id '953619' repeats (first at row 1)")]
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, I am text\n"])
+def test_image_file_that_is_not_an_image(ava, raises_at, content):
+    root = ava()
+    (root / "images" / "953958.jpg").write_bytes(content)
+    e = raises_at(lambda: read_source("ava", root), "AVA.txt", 2, "image_id")
+    assert "953958.jpg" in str(e) and ("0 bytes" in str(e) or "not an image" in str(e))
+    t = read_source("ava", root, on_bad_rows="drop")
+    assert t.dropped.select("row", "column").rows() == [(2, "image_id")]
+    assert t.images.height == 2
+
+
+def test_image_check_reads_other_formats(ava):
+    from PIL import Image
+
+    root = ava()
+    Image.new("RGB", (4, 4)).save(root / "images" / "953958.jpg", format="PNG")  # a PNG named .jpg is an image
+    assert read_source("ava", root).images.height == 3

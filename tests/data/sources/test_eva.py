@@ -63,3 +63,37 @@ def test_drop_mode(eva):
     t = read_source("eva", eva(rows=ROWS + ["102=u1=3=1=1=1=1=1=t=0=0=0=0", "101=u2=abc=1=1=1=1=1=t=0=0=0=0"]),
                     on_bad_rows="drop")
     assert t.dropped["row"].to_list() == [5, 6] and t.ratings.height == 3
+
+
+@pytest.mark.parametrize("mode", ["error", "drop"])
+def test_header_recognised_wherever_its_names_stand(eva, mode):
+    cols = HEAD.split("=")
+    order = ["user_id", "score", "image_id", *cols[3:]]
+    rows = [dict(zip(cols, r.split("="))) for r in ROWS[1:]]
+    lines = ["=".join(order)] + ["=".join(r[c] for c in order) for r in rows]
+    t = read_source("eva", eva(rows=lines), on_bad_rows=mode)
+    assert t.dropped.height == 0
+    assert t.images["image_id"].to_list() == ["eva:100", "eva:101"]
+    assert t.ratings["rater_id"].to_list() == ["u1", "u2", "u1"]
+    assert t.generic_scores["mean"].to_list() == [6, 10]
+
+
+@pytest.mark.parametrize("mode", ["error", "drop"])
+def test_renamed_required_column_names_the_file(eva, raises_at, mode):
+    rows = [HEAD.replace("score", "rating", 1), *ROWS[1:]]
+    raises_at(lambda: read_source("eva", eva(rows=rows), on_bad_rows=mode), "votes_filtered.csv", 1, "score")
+
+
+@pytest.mark.parametrize("content", [b"", b"<html></html>"])
+def test_image_file_that_is_not_an_image(eva, raises_at, content):
+    root = eva()
+    (root / "images" / "EVA_together" / "101.jpg").write_bytes(content)
+    raises_at(lambda: read_source("eva", root), "votes_filtered.csv", 4, "image_id")
+    t = read_source("eva", root, on_bad_rows="drop")
+    assert t.dropped.select("row", "column").rows() == [(4, "image_id")] and t.ratings.height == 2
+
+
+@pytest.mark.parametrize("mode", ["error", "drop"])
+def test_comma_separated_votes_raise(eva, raises_at, mode):
+    rows = [r.replace("=", ",") for r in ROWS[1:]]
+    raises_at(lambda: read_source("eva", eva(rows=rows), on_bad_rows=mode), "votes_filtered.csv", 1, None)

@@ -91,3 +91,70 @@ def test_drop_mode(flickr):
     t = read_source("flickr_aes", flickr(lines=lines), on_bad_rows="drop")
     assert t.dropped["row"].to_list() == [2, 7, 8, 9]
     assert t.ratings.height == 4
+
+
+# ----------------------------------------------------------------- whole-file problems, messages, images
+
+MODES = ["error", "drop"]
+SCORE = "FLICKR-AES_image_score.txt"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "score_file, row, column",
+    [
+        (f"{A},4.6\n{B},1.7\n", 1, None),  # commas: one cell per line
+        ("<html>\n<body>Not found</body>\n</html>\n", 1, None),  # another file altogether
+        ("other1.jpg 4.6\nother2.jpg 1.7\n", None, "filename"),  # names no rated image
+        (f"{A} high\n{B} low\n", 1, "mean"),  # no line readable
+    ],
+)
+def test_garbage_score_file_raises_in_both_modes(flickr, raises_at, mode, score_file, row, column):
+    """A broken score file is never silently replaced by the ratings' means."""
+    root = flickr(score_file=score_file)
+    raises_at(lambda: read_source("flickr_aes", root, on_bad_rows=mode), SCORE, row, column)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wrong_delimiter_or_header_only_raises_in_both_modes(flickr, raises_at, mode):
+    lines = [line.replace(",", ";") for line in CSV]
+    raises_at(lambda: read_source("flickr_aes", flickr(lines=lines), on_bad_rows=mode), RATINGS, 1, "worker")
+    raises_at(lambda: read_source("flickr_aes", flickr(lines=CSV[:1]), on_bad_rows=mode), RATINGS, None, None)
+
+
+def test_header_row_is_the_real_header_line(flickr, raises_at):
+    lines = ["", "", "worker, image, score", *CSV[1:]]  # blank lines above the header
+    raises_at(lambda: read_source("flickr_aes", flickr(lines=lines)), RATINGS, 3, "imagePair")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_braces_in_header_and_cells(flickr, raises_at, mode):
+    """Header names and cells never become format templates."""
+    lines = ["worker, imagePair, score, note{1}", *[f"{line}, {{0}}" for line in CSV[1:]]]
+    lines[2] = f"A3RVKW8M2N0C1, {A}, 5"  # one cell short
+    lines[3] = f"AGXT2OHMTWBRS, {B}, {{}}{{1}}, x"
+    if mode == "error":
+        e = raises_at(lambda: read_source("flickr_aes", flickr(lines=lines)), RATINGS, 3, None)
+        assert "line has 3 cells, expected 4 (worker, imagePair, score, note{1})" in str(e)
+    else:
+        t = read_source("flickr_aes", flickr(lines=lines), on_bad_rows="drop")
+        assert t.dropped.select("row", "column").rows() == [(3, None), (4, "score")]
+        assert t.dropped["reason"][1] == "score '{}{1}' is not a number"
+
+
+def test_long_cells_are_cut_in_messages(flickr, raises_at):
+    lines = list(CSV)
+    lines[2] = f"A3RVKW8M2N0C1, {A}, " + "9" * 30 + "x" * 500
+    e = raises_at(lambda: read_source("flickr_aes", flickr(lines=lines)), RATINGS, 3, "score")
+    assert "x" * 100 not in str(e) and "…" in str(e) and len(str(e)) < 400
+
+
+@pytest.mark.parametrize("content", [b"", b"worker,imagePair,score\n"])
+def test_image_file_that_is_not_an_image(flickr, raises_at, content):
+    root = flickr()
+    (root / "40K" / B).write_bytes(content)
+    e = raises_at(lambda: read_source("flickr_aes", root), RATINGS, 4, "imagePair")
+    assert B in str(e)
+    t = read_source("flickr_aes", root, on_bad_rows="drop")
+    assert t.dropped["row"].to_list() == [4, 5, 6] and set(t.dropped["column"]) == {"imagePair"}
+    assert t.images["image_id"].to_list() == [f"flickr_aes:{A}"]

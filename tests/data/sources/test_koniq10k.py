@@ -69,3 +69,43 @@ def test_drop_mode(koniq):
     assert t.dropped["row"].to_list() == [4]
     assert set(t.dropped["column"].to_list()) == {"MOS_zscore"}
     assert t.images.height == 2
+
+
+MODES = ["error", "drop"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_c_total_must_match_the_counts(koniq, raises_at, mode):
+    bad = [ROWS[0], ROWS[1], "10001.jpg,20,30,0,0,0,60,1.6,0.49,12.5"]  # 20 + 30 = 50 votes, not 60
+    root = koniq(rows=bad, sets=None)
+    if mode == "error":
+        e = raises_at(lambda: read_source("koniq10k", root), FILE, 3, "c_total")
+        assert "sum to 50.0, neither c_total (60) nor 1" in str(e)
+    else:
+        t = read_source("koniq10k", root, on_bad_rows="drop")
+        assert t.dropped.select("row", "column").rows() == [(3, "c_total")] and t.images.height == 1
+
+
+def test_fractions_with_c_total_are_the_vote_count(koniq, raises_at):
+    rows = [ROWS[0], "826373.jpg,0,0.1,0.4,0.4,0.1,100,3.5,0.81,61.2", "10001.jpg,0.4,0.6,0,0,0,50,1.6,0.49,12.5"]
+    t = read_source("koniq10k", koniq(rows=rows, sets=None))
+    assert t.generic_scores["n_votes"].to_list() == [100, 50]
+    rows[2] = "10001.jpg,0.4,0.5,0,0,0,50,1.6,0.49,12.5"  # fractions summing to 0.9
+    raises_at(lambda: read_source("koniq10k", koniq(rows=rows, sets=None)), FILE, 3, "c_total")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sets_file_naming_no_image_raises(koniq, text, raises_at, mode):
+    root = koniq(sets=None)
+    text(root / "koniq10k_distributions_sets.csv", "image_name,set\nx.jpg,training\ny.jpg,test\n")
+    raises_at(lambda: read_source("koniq10k", root, on_bad_rows=mode), "koniq10k_distributions_sets.csv", None,
+              "image_name")
+
+
+@pytest.mark.parametrize("content", [b"", b"image_name,c1\n"])
+def test_image_file_that_is_not_an_image(koniq, raises_at, content):
+    root = koniq()
+    (root / "512x384" / "10001.jpg").write_bytes(content)
+    raises_at(lambda: read_source("koniq10k", root), FILE, 3, "image_name")
+    t = read_source("koniq10k", root, on_bad_rows="drop")
+    assert t.dropped.select("row", "column").rows() == [(3, "image_name")] and t.images.height == 1

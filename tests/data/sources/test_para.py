@@ -144,3 +144,83 @@ def test_drop_mode(para):
     assert t.dropped["row"].to_list() == [6, 7]
     assert t.dropped["column"].to_list() == ["aestheticScore", "imageName"]
     assert t.ratings.height == 4
+
+
+# ----------------------------------------------------------------- the release's codings
+
+RELEASE_ROWS = [
+    HEAD,
+    "session1,iaa_pub1_.jpg,A19895a,3.5,3,4,3,2,5,4,1,Amusement,-1,4,3,portrait",
+    "session1,iaa_pub1_.jpg,B20001b,4.0,4,4,3,2,5,4,0,Contentment,0,5,4,portrait",
+    "session1,iaa_pub2_.jpg,A19895a,2.5,2,3,3,3,2,2,0,Excitement,1,2,1,landscape",
+    "session2,iaa_pub3_.jpg,B20001b,1.0,1,1,1,1,1,1,1,Sadness,0,1,1,night",
+]
+
+
+@pytest.mark.parametrize("mode", ["error", "drop"])
+def test_release_codes_difficulty_minus_one_to_one_and_emotions_as_names(para, mode):
+    """The real PARA codes difficultyOfJudgment -1/0/1 (easy/normal/hard), imgEmotion by name,
+    isObjectEmphasis 0/1: read as coded, nothing dropped."""
+    t = read_source("para", para(rows=RELEASE_ROWS), on_bad_rows=mode)
+    assert t.dropped.height == 0 and t.ratings.height == 4
+    g = t.generic_scores.sort("image_id")
+    assert g["attr_difficulty"].to_list() == pytest.approx([-0.5, 1.0, 0.0])  # kept on the file's coding
+
+
+@pytest.mark.parametrize("mode", ["error", "drop"])
+def test_unused_columns_are_not_judged(para, mode):
+    rows = [RELEASE_ROWS[0], RELEASE_ROWS[1].replace(",1,Amusement,", ",yes,Some{0} feeling,"), *RELEASE_ROWS[2:]]
+    t = read_source("para", para(rows=rows), on_bad_rows=mode)
+    assert t.dropped.height == 0 and t.ratings.height == 4
+
+
+def test_world_codes_difficulty_one_to_five(para):
+    """The synthetic world writes difficultyOfJudgment 1-5; ROWS code it so."""
+    t = read_source("para", para())
+    assert t.generic_scores.sort("image_id")["attr_difficulty"].to_list() == pytest.approx([1.5, 3.0, 4.0])
+
+
+def test_difficulty_off_the_files_coding_is_a_bad_row(para, raises_at):
+    rows = [*RELEASE_ROWS[:4], RELEASE_ROWS[4].replace(",Sadness,0,", ",Sadness,3,")]  # 3 in a -1/0/1 file
+    e = raises_at(lambda: read_source("para", para(rows=rows)), "PARA-Images.csv", 5, "difficultyOfJudgment")
+    assert "3.0 is not one of -1, 0, 1" in str(e)
+    t = read_source("para", para(rows=rows), on_bad_rows="drop")
+    assert t.dropped.select("row", "column").rows() == [(5, "difficultyOfJudgment")]
+    rows = [*ROWS[:4], ROWS[4].replace(",Sadness,4,", ",Sadness,0,")]  # 0 in a 1-5 file
+    e = raises_at(lambda: read_source("para", para(rows=rows)), "PARA-Images.csv", 5, "difficultyOfJudgment")
+    assert "outside the scale [1, 5]" in str(e)
+    t = read_source("para", para(rows=rows), on_bad_rows="drop")
+    assert t.dropped.select("row", "column").rows() == [(5, "difficultyOfJudgment")]
+
+
+# ----------------------------------------------------------------- other faults
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image\n"])
+def test_image_file_that_is_not_an_image(para, raises_at, content):
+    root = para()
+    (root / "imgs" / IMAGES[1]).write_bytes(content)
+    e = raises_at(lambda: read_source("para", root), "PARA-Images.csv", 4, "imageName")
+    assert IMAGES[1] in str(e)
+    t = read_source("para", root, on_bad_rows="drop")
+    assert t.dropped.select("row", "column").rows() == [(4, "imageName")]
+    assert "not an image" in t.dropped["reason"].item() or "0 bytes" in t.dropped["reason"].item()
+
+
+@pytest.mark.parametrize("mode", ["error", "drop"])
+def test_giaa_file_naming_no_rated_image_raises(para, raises_at, mode):
+    test = [GIAA_TEST[0], GIAA_TEST[1].replace("iaa_pub3_.jpg", "other.jpg")]
+    raises_at(lambda: read_source("para", para(test=test), on_bad_rows=mode), "PARA-GiaaTest.csv", None,
+              "imageName")
+
+
+def test_empty_experience_says_empty(para, raises_at):
+    users = [USERS[0], USERS[1].replace("beginner", ""), USERS[2]]
+    e = raises_at(lambda: read_source("para", para(users=users)), "PARA-UserInfo.csv", 2, "artExperience")
+    assert "artExperience (empty) is not one of" in str(e) and "None" not in str(e)
+
+
+def test_giaa_in_both_files_names_the_train_row(para, raises_at):
+    test = [GIAA_TEST[0], GIAA_TEST[1], GIAA_TRAIN[1]]
+    e = raises_at(lambda: read_source("para", para(test=test)), "PARA-GiaaTest.csv", 3, "imageName")
+    assert "also in PARA-GiaaTrain.csv, row 2" in str(e)

@@ -47,3 +47,39 @@ def test_bad_rows(real_cur, raises_at):
 def test_drop_mode(real_cur):
     t = read_source("real_cur", real_cur(lines=ROWS + ["u3,c.jpg,x"]), on_bad_rows="drop")
     assert t.dropped["row"].to_list() == [5] and t.ratings.height == 3
+
+
+MODES = ["error", "drop"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_renamed_column_names_the_file(real_cur, raises_at, mode):
+    lines = ["worker,image_name,rating", *ROWS[1:]]
+    e = raises_at(lambda: read_source("real_cur", real_cur(lines=lines), on_bad_rows=mode), "test_list.csv", 1,
+                  "score")
+    assert "column missing" in str(e)
+
+
+@pytest.mark.parametrize("head", ["image_name,score,worker", "score,worker,image_name"])
+def test_header_recognised_wherever_its_names_stand(real_cur, head):
+    order = head.split(",")
+    rows = [dict(zip(ROWS[0].split(","), r.split(","))) for r in ROWS[1:]]
+    lines = [head] + [",".join(r[c] for c in order) for r in rows]
+    t = read_source("real_cur", real_cur(lines=lines))
+    assert t.images["image_id"].to_list() == ["real_cur:u1/a.jpg", "real_cur:u1/b.jpg", "real_cur:u2/a.jpg"]
+    assert t.ratings["score"].to_list() == [5, 2, 3]
+
+
+@pytest.mark.parametrize("content", [b"", b"just text"])
+def test_image_file_that_is_not_an_image(real_cur, raises_at, content):
+    root = real_cur()
+    (root / "images" / "u1" / "2" / "b.jpg").write_bytes(content)
+    raises_at(lambda: read_source("real_cur", root), "test_list.csv", 3, "image_name")
+    t = read_source("real_cur", root, on_bad_rows="drop")
+    assert t.dropped.select("row", "column").rows() == [(3, "image_name")] and t.ratings.height == 2
+
+
+def test_no_usable_row_raises_in_drop_mode(real_cur, raises_at):
+    e = raises_at(lambda: read_source("real_cur", real_cur(images=()), on_bad_rows="drop"), "test_list.csv", 2,
+                  "image_name")
+    assert "none of the 3 data rows is usable" in str(e)

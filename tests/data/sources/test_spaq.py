@@ -70,3 +70,40 @@ def test_drop_mode(spaq):
     rows = [*ROWS, ["00003.jpg", -1, 1, 1, 1, 1, 1]]
     t = read_source("spaq", spaq(rows=rows, images=("00001.jpg", "00002.jpg", "00003.jpg")), on_bad_rows="drop")
     assert t.dropped["row"].to_list() == [4] and t.images.height == 2
+
+
+MODES = ["error", "drop"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_repeated_header_name_names_the_file(spaq, raises_at, mode):
+    head = HEAD[:-1] + ["MOS"]
+    raises_at(lambda: read_source("spaq", spaq(head=head), on_bad_rows=mode), FILE, 1, "MOS")
+
+
+def test_header_below_empty_rows_is_named_at_its_row(spaq, raises_at, newdir):
+    root = spaq()
+    xlsx(root / "Annotations" / FILE, [[], [], HEAD[:-1] + ["Sharp"], *ROWS])
+    raises_at(lambda: read_source("spaq", root), FILE, 3, "Sharpness")
+
+
+def test_empty_cell_says_empty(spaq, raises_at):
+    rows = [ROWS[0], ["00002.jpg", None, 10, 20, 30, 40, 50]]
+    e = raises_at(lambda: read_source("spaq", spaq(rows=rows)), FILE, 3, "MOS")
+    assert "MOS is empty" in str(e) and "None" not in str(e)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_scene_workbook_naming_no_image_raises(spaq, raises_at, mode):
+    scenes = (["Image name", "Scene category"], ["99999.jpg", "Landscape"])
+    raises_at(lambda: read_source("spaq", spaq(scenes=scenes), on_bad_rows=mode), "Scene category labels.xlsx",
+              None, "Image name")
+
+
+@pytest.mark.parametrize("content", [b"", b"Image name,MOS\n"])
+def test_image_file_that_is_not_an_image(spaq, raises_at, content):
+    root = spaq()
+    (root / "TestImage" / "00002.jpg").write_bytes(content)
+    raises_at(lambda: read_source("spaq", root), FILE, 3, "Image name")
+    t = read_source("spaq", root, on_bad_rows="drop")
+    assert t.dropped.select("row", "column").rows() == [(3, "Image name")] and t.images.height == 1

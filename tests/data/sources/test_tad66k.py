@@ -52,3 +52,47 @@ def test_drop_mode(tad):
     assert sorted(zip(t.dropped["file"].str.split("/").list.last(), t.dropped["row"])) == [
         ("test.csv", 3), ("test.csv", 4), ("train.csv", 2)]
     assert t.images["image_id"].to_list() == ["tad66k:1002.jpg", "tad66k:2001.jpg"]
+
+
+MODES = ["error", "drop"]
+
+
+def test_repeat_across_files_names_the_first_occurrence(tad, raises_at):
+    e = raises_at(lambda: read_source("tad66k", tad(test=TEST + ["1002.jpg,3"])), "test.csv", 3, "image")
+    assert "first in train.csv, row 3" in str(e)
+    t = read_source("tad66k", tad(test=TEST + ["1002.jpg,3"]), on_bad_rows="drop")
+    reasons = dict(zip(t.dropped["file"].str.split("/").list.last(), t.dropped["reason"]))
+    assert reasons == {"train.csv": "image '1002.jpg' is listed again in test.csv, row 3",
+                       "test.csv": "image '1002.jpg' is listed more than once (first in train.csv, row 3)"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_whole_file_problems_raise_in_both_modes(tad, raises_at, mode):
+    raises_at(lambda: read_source("tad66k", tad(test=["image,score"]), on_bad_rows=mode), "test.csv", None, None)
+    raises_at(lambda: read_source("tad66k", tad(test=["image;score", "2001.jpg;3"]), on_bad_rows=mode),
+              "test.csv", 1, "image")
+    raises_at(lambda: read_source("tad66k", tad(test=["image,mos", "2001.jpg,3"]), on_bad_rows=mode),
+              "test.csv", 1, "score")
+    bad = ["image,score", "2001.jpg,x", "2002.jpg,", "2003.jpg,3"]  # 2 of 3 unreadable
+    e = raises_at(lambda: read_source("tad66k", tad(test=bad), on_bad_rows=mode), "test.csv", 2, "score")
+    if mode == "drop":
+        assert "2 of 3 data rows cannot be read" in str(e)
+
+
+def test_repeated_header_name(tad, raises_at):
+    raises_at(lambda: read_source("tad66k", tad(test=["image,score,score", "2001.jpg,3,3"])), "test.csv", 1,
+              "score")
+
+
+@pytest.mark.parametrize("content", [b"", b"image,score\n"])
+def test_image_file_that_is_not_an_image(tad, raises_at, content):
+    root = tad()
+    (root / "TAD66K" / "1002.jpg").write_bytes(content)
+    raises_at(lambda: read_source("tad66k", root), "train.csv", 3, "image")
+    t = read_source("tad66k", root, on_bad_rows="drop")
+    assert t.dropped.select("row", "column").rows() == [(3, "image")] and t.images.height == 2
+
+
+def test_empty_cell_says_empty(tad, raises_at):
+    e = raises_at(lambda: read_source("tad66k", tad(train=TRAIN + [",5"])), "train.csv", 4, "image")
+    assert "image is empty" in str(e) and "None" not in str(e)

@@ -45,17 +45,25 @@ def available_sources() -> list[str]:
 def read_source(kind: str, root: Path, require_images: bool = True, on_bad_rows: str = "error") -> SourceTables:
     """Read the raw files of data set ``kind`` under ``root`` into the canonical tables.
 
-    ``require_images``: every rated image must exist as a file (a missing one
-    is a bad row). ``on_bad_rows``: ``"error"`` raises :class:`RawDataError`
+    ``require_images``: every rated image must exist as a file that PIL
+    identifies as an image from its header (a missing, empty or non-image
+    file is a bad row). ``on_bad_rows``: ``"error"`` raises :class:`RawDataError`
     (file, row, column) on the first bad row; ``"drop"`` drops bad rows and
-    lists them in ``SourceTables.dropped``. Missing files or columns and empty
-    files always raise.
+    lists them in ``SourceTables.dropped``. Whole-file problems always raise,
+    in both modes: a missing, empty, header-only or non-UTF-8 file, a missing
+    or repeated column, most lines with the wrong number of cells, more than
+    half of a file's rows unreadable, no usable row, a side file that names
+    none of the data set's images (see :mod:`~aestimo.data.sources.read`,
+    :mod:`~aestimo.data.sources.check` and each adapter's docstring).
     """
     if kind not in ADAPTERS:
         raise ValueError(f"unknown source kind {kind!r}; known: {', '.join(available_sources())}")
     if on_bad_rows not in ON_BAD_ROWS:
         raise ValueError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got {on_bad_rows!r}")
-    return ADAPTERS[kind](Path(root), require_images, Checker(kind, on_bad_rows))
+    checker = Checker(kind, on_bad_rows)
+    tables = ADAPTERS[kind](Path(root), require_images, checker)
+    checker.finish()  # whole-file problems found by the row checks raise in drop mode too
+    return tables
 
 
 for _m in _MODULES:

@@ -14,6 +14,14 @@ an attribute file gets a null attribute, and attribute lines for images the
 split's score file lacks are ignored. An image in two splits is a bad row.
 Only means are published: one rating row per image with a null rater; std,
 n_votes and dist are null. Official split: Train/Validation/Test = train/val/test.
+
+Whole-file problems (raise with ``on_bad_rows="drop"`` too): besides the
+shared ones, per file (missing file, non-UTF-8 text, most lines without two
+whitespace-separated cells, more than half of the rows unreadable, no usable
+row; see :mod:`aestimo.data.sources.read` and
+:mod:`~aestimo.data.sources.check`), an attribute file none of whose lines
+names an image of its split's score file (it would otherwise silently empty
+that attribute).
 """
 
 from __future__ import annotations
@@ -63,21 +71,18 @@ def read_aadb(root: Path, require_images: bool, checker: Checker) -> SourceTable
     parts = []
     for split, split_name in SPLITS.items():
         file = label_file(root, split, "score")
-        df = _read(file, checker, "score", SCALES[KIND].lo, SCALES[KIND].hi)
+        named, df = _read(file, checker, "score", SCALES[KIND].lo, SCALES[KIND].hi)
         for attr in ATTRS:
-            a = _read(label_file(root, split, attr), checker, attr, -1.0, 1.0)
+            attr_file = label_file(root, split, attr)
+            _, a = _read(attr_file, checker, attr, -1.0, 1.0)
+            checker.require_overlap(a, "imageName", named, "imageName", attr_file,
+                                    f"an image of {file.name}", "imageName")
             df = df.join(a.select("imageName", pl.col(attr).alias(attr_name(attr))), on="imageName", how="left",
                          maintain_order="left")
         parts.append(df.with_columns(pl.lit(str(file)).alias("_file"), pl.lit(split_name).alias("split")))
     df = pl.concat(parts)
-    dup = pl.len().over("imageName") > 1
-    if not checker.drop:
-        dup = dup & (pl.struct("_file", "_row") != pl.struct("_file", "_row").first().over("imageName"))
-    df = df.with_columns(dup.alias("_dup"))
-    for split in SPLITS:
-        file = label_file(root, split, "score")
-        df = checker.flag(df, pl.col("_dup") & (pl.col("_file") == str(file)), file, "imageName",
-                          pl.format("image {} is listed in more than one split", pl.col("imageName")))
+    df = checker.unique_across(df, "imageName", [label_file(root, s, "score") for s in SPLITS], "imageName",
+                               "image")
     df = df.with_columns(make_image_id(KIND, pl.col("imageName")),
                          abs_path(root, pl.lit(image_dir + "/") + pl.col("imageName")),
                          pl.col("score").alias("mean"))
@@ -88,8 +93,10 @@ def read_aadb(root: Path, require_images: bool, checker: Checker) -> SourceTable
     return aggregate_only(KIND, df, checker, splits=df.select("image_id", "split"))
 
 
-def _read(file: Path, checker: Checker, col: str, lo: float, hi: float) -> pl.DataFrame:
+def _read(file: Path, checker: Checker, col: str, lo: float, hi: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The image names the file lists (before any drop), and its checked rows."""
     df = read_table(file, checker, separator=None, names=["imageName", col], header=False)
+    named = df.select("imageName")
     df = checker.number(df, col, file)
     df = checker.in_range(df, col, lo, hi, file)
-    return checker.unique(df, ["imageName"], file, "imageName", "imageName")
+    return named, checker.unique(df, ["imageName"], file, "imageName", "imageName")

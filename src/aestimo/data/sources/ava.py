@@ -10,6 +10,14 @@ Assumptions: c1..c10 are vote counts (whole numbers >= 0; an image with no
 votes is a bad row). ``theme`` is semantic_tag1 as a string, or tag2 when tag1
 is 0, null when both are 0 (the tag ids are kept, not their names). Ids in the
 test list that AVA.txt lacks are ignored.
+
+Whole-file problems (raise with ``on_bad_rows="drop"`` too): besides the
+shared ones (see :mod:`aestimo.data.sources.read` and
+:mod:`~aestimo.data.sources.check`: missing, empty or non-UTF-8 file, more
+than half of the lines without 15 whitespace-separated cells, e.g. a
+comma-separated AVA.txt, more than half of the rows unreadable, no usable
+row), a test list that is empty, is not UTF-8, or names none of AVA.txt's
+image ids.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import polars as pl
 
 from aestimo.data.sources import register
 from aestimo.data.sources.check import Checker
-from aestimo.data.sources.read import read_table
+from aestimo.data.sources.read import read_table, read_text
 from aestimo.data.sources.schema import RawDataError, SourceTables
 from aestimo.data.sources.tables import abs_path, aggregate_only, dist_column, make_image_id
 
@@ -34,8 +42,8 @@ COLUMNS = ["index", "image_id", *COUNTS, "semantic_tag1", "semantic_tag2", "chal
 def read_ava(root: Path, require_images: bool, checker: Checker) -> SourceTables:
     file = root / "AVA.txt"
     df = read_table(file, checker, separator=None, names=COLUMNS, header=False)
-    df = checker.flag(df, pl.col("image_id").is_null() | (pl.col("image_id") == ""), file, "image_id",
-                      "image_id is empty")
+    named = df.select("image_id")  # before any drop: a side file is judged against every listed id
+    df = checker.required(df, "image_id", file)
     for c in COUNTS:
         df = checker.count(df, c, file)
     for c in ("semantic_tag1", "semantic_tag2"):
@@ -61,7 +69,7 @@ def read_ava(root: Path, require_images: bool, checker: Checker) -> SourceTables
         pl.Series("mean", mean), pl.Series("std", std), pl.Series("n_votes", n.astype(np.int64)),
         dist_column(counts, k, KIND),
     )
-    splits = _splits(root, df)
+    splits = _splits(root, df, named, checker)
     return aggregate_only(KIND, df, checker, splits=splits)
 
 
@@ -72,15 +80,15 @@ def _theme() -> pl.Expr:
             .when(t2.is_not_null() & (t2 != 0)).then(as_str(t2)).otherwise(None).alias("theme"))
 
 
-def _splits(root: Path, df: pl.DataFrame) -> pl.DataFrame | None:
+def _splits(root: Path, df: pl.DataFrame, named: pl.DataFrame, checker: Checker) -> pl.DataFrame | None:
     file = root / "aesthetics_image_lists" / "generic_test.jpgl"
     if not file.is_file():
         return None
-    text = file.read_text(encoding="utf-8-sig")
-    ids = pl.Series("id", text.split(), dtype=pl.String)
+    ids = pl.Series("id", read_text(file).split(), dtype=pl.String)
     if ids.len() == 0:
         raise RawDataError(file, None, None, "test list is empty; replace it with the data set's original file "
                            "or remove it")
+    checker.require_overlap(ids.to_frame(), "id", named, "image_id", file, "an image id of AVA.txt")
     return df.select(
         "image_id",
         pl.when(pl.col("image_id").str.strip_prefix(f"{KIND}:").is_in(ids.unique().implode()))

@@ -4,10 +4,12 @@ Files under ``root``: ``data/votes_filtered.csv``, cells separated by ``=``:
 ``image_id=user_id=score=difficulty=visual=composition=quality=semantic=vote_time=1=2=3=4``.
 Optional user attributes ``data/users.csv`` (or ``users.csv``), also ``=``.
 
-Assumptions (*check*): the votes file's header line is optional (detected by
-its first cell being ``image_id``); without one the columns are the list
-above, as many as the first line has cells. Required columns: image_id,
-user_id, score (0–10; any real value, no step). The attribute answers
+Assumptions (*check*): the votes file's header line is optional: the first
+line is a header when one of its cells, wherever it stands, is ``image_id``,
+``user_id`` or ``score`` (columns are then taken by name, in any order);
+without one the columns are the list above, as many as the first line has
+cells (at least 3). Required columns: image_id, user_id, score (0–10; any
+real value, no step). The attribute answers
 difficulty, visual, composition, quality, semantic are optional, may be
 empty, else must be numbers 1–4; their per-image means are ``attr_<name>``.
 Images are ``images/EVA_together/{image_id}.jpg``, else ``images/{image_id}.jpg``
@@ -16,6 +18,13 @@ the rater column is ``user_id``; ``age``, ``gender`` are taken by name, and
 education / photo_experience / art_experience from the first column whose
 name contains ``educ`` / ``photo`` / ``art``, kept verbatim; Big-Five is null.
 No official split.
+
+Whole-file problems (raise with ``on_bad_rows="drop"`` too) are the shared
+ones, per file (see :mod:`aestimo.data.sources.read` and
+:mod:`~aestimo.data.sources.check`): missing file or required column,
+non-UTF-8 text, header only, more than half of the lines with another number
+of ``=``-separated cells than the header (or the first line), more than half
+of the rows unreadable, no usable row.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import polars as pl
 from aestimo.data.scales import SCALES
 from aestimo.data.sources import register
 from aestimo.data.sources.check import Checker
-from aestimo.data.sources.read import read_table, require_columns
+from aestimo.data.sources.read import read_table
 from aestimo.data.sources.schema import USER_PROFILES_SCHEMA, RawDataError, SourceTables, empty
 from aestimo.data.sources.tables import (
     abs_path,
@@ -41,6 +50,7 @@ from aestimo.data.sources.tables import (
 KIND = "eva"
 COLUMNS = ["image_id", "user_id", "score", "difficulty", "visual", "composition", "quality", "semantic",
            "vote_time", "1", "2", "3", "4"]
+REQUIRED = ["image_id", "user_id", "score"]
 ATTRS = ["difficulty", "visual", "composition", "quality", "semantic"]
 IMAGE_DIRS = ["images/EVA_together", "images"]
 
@@ -48,10 +58,10 @@ IMAGE_DIRS = ["images/EVA_together", "images"]
 @register(KIND)
 def read_eva(root: Path, require_images: bool, checker: Checker) -> SourceTables:
     file = root / "data" / "votes_filtered.csv"
-    df = read_table(file, checker, separator="=", names=_names(file), header="auto")
-    require_columns(df, file, ["image_id", "user_id", "score"])
+    df = read_table(file, checker, separator="=", names=COLUMNS, header="auto", header_keys=REQUIRED,
+                    required=REQUIRED, fit_names=len(REQUIRED))
     for c in ("image_id", "user_id"):
-        df = checker.flag(df, pl.col(c).is_null() | (pl.col(c) == ""), file, c, f"{c} is empty")
+        df = checker.required(df, c, file)
     df = checker.scale(df, "score", SCALES[KIND], file)
     attrs = [a for a in ATTRS if a in df.columns]
     for a in attrs:
@@ -78,24 +88,12 @@ def read_eva(root: Path, require_images: bool, checker: Checker) -> SourceTables
     )
 
 
-def _names(file: Path) -> list[str]:
-    """The default column names, as many as the first non-blank line has cells (at least 3)."""
-    if not file.is_file():
-        return COLUMNS
-    with file.open(encoding="utf-8-sig", errors="replace") as f:
-        first = next((ln for ln in f if ln.strip()), "")
-    n = len(first.rstrip("\r\n").split("="))
-    return COLUMNS[: n] if 3 <= n <= len(COLUMNS) else COLUMNS
-
-
 def _profiles(root: Path, checker: Checker) -> pl.DataFrame:
     file = next((f for f in (root / "data" / "users.csv", root / "users.csv") if f.is_file()), None)
     if file is None:
         return empty(USER_PROFILES_SCHEMA)
-    df = read_table(file, checker, separator="=")
-    require_columns(df, file, ["user_id"])
-    df = checker.flag(df, pl.col("user_id").is_null() | (pl.col("user_id") == ""), file, "user_id",
-                      "user_id is empty")
+    df = read_table(file, checker, separator="=", required=["user_id"])
+    df = checker.required(df, "user_id", file)
     df = checker.unique(df, ["user_id"], file, "user_id", "user_id")
 
     def find(part: str) -> str | None:

@@ -10,10 +10,19 @@ PARA-Images.csv: required columns sessionId, imageName, userId, aestheticScore
 (1–5 in steps of 0.5) and the attribute scores qualityScore, compositionScore,
 colorScore, dofScore, contentScore, lightScore; contentPreference,
 willingnessToShare and difficultyOfJudgment are read when present. Attribute
-cells may be empty (null), else must be numbers 1–5 (no step checked). Their
-per-image means are ``attr_quality``, ``attr_composition``, ``attr_color``,
-``attr_dof``, ``attr_content``, ``attr_light``, ``attr_content_preference``,
-``attr_willingness_to_share``, ``attr_difficulty``. ``semantic`` is the theme.
+cells may be empty (null), else must be numbers 1–5 (no step checked), except
+difficultyOfJudgment, whose coding is decided per file: the release codes it
+-1 / 0 / 1 (easy / normal / hard), other files (the synthetic world) 1–5. When
+the file has more cells ≤ 0 than cells ≥ 2, it uses the release's coding and
+every cell must be -1, 0 or 1; otherwise every cell must lie in 1–5. The values
+are kept as coded: ``attr_difficulty`` is the mean on the file's own coding
+(higher is harder in both). Per-image means are ``attr_quality``,
+``attr_composition``, ``attr_color``, ``attr_dof``, ``attr_content``,
+``attr_light``, ``attr_content_preference``, ``attr_willingness_to_share``,
+``attr_difficulty``. ``semantic`` is the theme. Columns the adapter does not
+use are not judged: ``isObjectEmphasis`` (0/1 in the release), ``imgEmotion``
+(one of eight emotion names, e.g. ``Amusement``, ``Contentment``) and any
+others may hold anything.
 
 Giaa files (preferred over the ratings for the images they list): the
 histogram is every column ``aestheticScore_<value>`` (1.0 … 5.0, 9 bins;
@@ -27,7 +36,16 @@ names are ignored; images in both files are bad rows.
 PARA-UserInfo.csv: userId, age, gender, EducationalLevel, artExperience,
 photographyExperience, personality-E/A/N/O/C, all required. Experience is
 compared case-insensitively (stored lower-case) with beginner / competent /
-proficient / expert; Big-Five must be whole numbers 1–9.
+proficient / expert (an empty cell is a bad row); Big-Five must be whole
+numbers 1–9.
+
+Whole-file problems (raise with ``on_bad_rows="drop"`` too): besides the
+shared ones (missing or repeated column, non-UTF-8 text, header only, most
+lines with the wrong number of cells, more than half of the rows unreadable,
+no usable row; see :mod:`aestimo.data.sources.read` and
+:mod:`~aestimo.data.sources.check`), a Giaa file with neither histogram
+columns nor ``aestheticScore_mean``, or none of whose rows names a rated
+image.
 """
 
 from __future__ import annotations
@@ -41,6 +59,7 @@ import polars as pl
 from aestimo.data.scales import SCALES
 from aestimo.data.sources import register
 from aestimo.data.sources.check import Checker
+from aestimo.data.sources.messages import message, plain, shown
 from aestimo.data.sources.read import read_table, require_columns
 from aestimo.data.sources.schema import (
     BIG5,
@@ -67,6 +86,8 @@ USERS_FILE = "annotation/PARA-UserInfo.csv"
 GIAA_FILES = {"train": "annotation/PARA-GiaaTrain.csv", "test": "annotation/PARA-GiaaTest.csv"}
 REQUIRED_ATTRS = ["qualityScore", "compositionScore", "colorScore", "dofScore", "contentScore", "lightScore"]
 OPTIONAL_ATTRS = ["contentPreference", "willingnessToShare", "difficultyOfJudgment"]
+DIFFICULTY = "difficultyOfJudgment"
+RELEASE_DIFFICULTY = (-1, 0, 1)  # easy, normal, hard: the release's coding
 GIAA_ATTRS = ["quality", "composition", "color", "dof", "light", "content", "contentPreference",
               "willingnessToShare"]
 _HIST = re.compile(r"^aestheticScore_(\d+(?:\.\d+)?)$")
@@ -82,15 +103,19 @@ def attr_name(col: str) -> str:
 @register(KIND)
 def read_para(root: Path, require_images: bool, checker: Checker) -> SourceTables:
     file = root / IMAGES_FILE
-    df = read_table(file, checker, separator=",")
-    require_columns(df, file, ["sessionId", "imageName", "userId", "aestheticScore", *REQUIRED_ATTRS])
+    df = read_table(file, checker, separator=",",
+                    required=["sessionId", "imageName", "userId", "aestheticScore", *REQUIRED_ATTRS])
+    named = df.select(make_image_id(KIND, pl.col("sessionId") + "/" + pl.col("imageName")))  # before any drop
     for c in ("sessionId", "imageName", "userId"):
-        df = checker.flag(df, pl.col(c).is_null() | (pl.col(c) == ""), file, c, f"{c} is empty")
+        df = checker.required(df, c, file)
     df = checker.scale(df, "aestheticScore", SCALES[KIND], file)
     attrs = REQUIRED_ATTRS + [c for c in OPTIONAL_ATTRS if c in df.columns]
     for c in attrs:
         df = checker.number(df, c, file, required=False)
-        df = checker.in_range(df, c, 1, 5, file)
+        if c == DIFFICULTY and _release_difficulty(df):
+            df = checker.one_of(df, c, RELEASE_DIFFICULTY, file)
+        else:
+            df = checker.in_range(df, c, 1, 5, file)
     df = df.with_columns(make_image_id(KIND, pl.col("sessionId") + "/" + pl.col("imageName")),
                          abs_path(root, pl.lit("imgs/") + pl.col("sessionId") + "/" + pl.col("imageName")),
                          (pl.col("semantic") if "semantic" in df.columns else pl.lit(None, pl.String)).alias("theme"))
@@ -99,7 +124,7 @@ def read_para(root: Path, require_images: bool, checker: Checker) -> SourceTable
         df = checker.images_exist(df, "path", file, "imageName")
     df = df.rename({"aestheticScore": "score"} | {c: attr_name(c) for c in attrs})
 
-    giaa, splits = _giaa(root, checker)
+    giaa, splits = _giaa(root, checker, named)
     images = df
     if giaa is not None:
         themes = giaa.select("image_id", pl.col("theme").alias("_giaa_theme"))
@@ -117,20 +142,29 @@ def read_para(root: Path, require_images: bool, checker: Checker) -> SourceTable
     )
 
 
-def _giaa(root: Path, checker: Checker) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+def _release_difficulty(df: pl.DataFrame) -> bool:
+    """Whether the file codes difficultyOfJudgment as the release does (-1 / 0 / 1) rather than 1–5."""
+    x = pl.col(DIFFICULTY)
+    low, high = df.select((x <= 0).sum().alias("low"), (x >= 2).sum().alias("high")).row(0)
+    return low > high
+
+
+def _giaa(root: Path, checker: Checker,
+          rated: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     parts = []
     for split, rel in GIAA_FILES.items():
         file = root / rel
         if not file.is_file():
             continue
-        df = read_table(file, checker, separator=",")
-        require_columns(df, file, ["imageName", "sessionId"])
+        df = read_table(file, checker, separator=",", required=["imageName", "sessionId"])
         hist = sorted(((float(m.group(1)), c) for c in df.columns if (m := _HIST.match(c))), key=lambda t: t[0])
         if not hist and "aestheticScore_mean" not in df.columns:
-            require_columns(df, file, ["aestheticScore_mean"])
+            require_columns(df, file, ["aestheticScore_mean"], checker.header_row(file))
+        listed = df.select(make_image_id(KIND, pl.col("sessionId") + "/" + pl.col("imageName")))
+        checker.require_overlap(listed, "image_id", rated, "image_id", file, "a rated image", "imageName")
         for _, c in hist:
             df = checker.number(df, c, file)
-            df = checker.flag(df, pl.col(c) < 0, file, c, pl.format(f"{c} {{}} is negative", pl.col(c)))
+            df = checker.flag(df, pl.col(c) < 0, file, c, message(f"{c} ", plain(pl.col(c)), " is negative"))
         if hist:
             df = checker.flag(df, pl.sum_horizontal(c for _, c in hist) <= 0, file, hist[0][1],
                               "the vote histogram is all 0")
@@ -140,7 +174,7 @@ def _giaa(root: Path, checker: Checker) -> tuple[pl.DataFrame | None, pl.DataFra
         if "aestheticScore_std" in df.columns:
             df = checker.number(df, "aestheticScore_std", file, required=False)
             df = checker.flag(df, pl.col("aestheticScore_std") < 0, file, "aestheticScore_std",
-                              "aestheticScore_std is negative")
+                              message("aestheticScore_std ", plain(pl.col("aestheticScore_std")), " is negative"))
         attr_cols = {}
         for a in GIAA_ATTRS:
             col = next((c for c in (f"{a}Score_mean", f"{a}_mean") if c in df.columns), None)
@@ -176,8 +210,10 @@ def _giaa(root: Path, checker: Checker) -> tuple[pl.DataFrame | None, pl.DataFra
     test = root / GIAA_FILES["test"]
     if len(parts) == 2:
         both = (pl.len().over("image_id") > 1) & (pl.col("_file") == str(test))
+        train_row = pl.col("_row").filter(pl.col("_file") != str(test)).first().over("image_id")
         giaa = checker.flag(giaa, both, test, "imageName",
-                            pl.format("image {} is also in PARA-GiaaTrain.csv", pl.col("image_id")))
+                            message("image ", shown(pl.col("image_id")), " is also in PARA-GiaaTrain.csv, row ",
+                                    plain(train_row)))
         if checker.drop:  # drop the train copy too
             giaa = giaa.filter(pl.len().over("image_id") == 1)
     splits = giaa.select("image_id", "split")
@@ -188,14 +224,13 @@ def _profiles(file: Path, checker: Checker) -> pl.DataFrame:
     if not file.is_file():
         return empty(USER_PROFILES_SCHEMA)
     big5 = [f"personality-{t}" for t in BIG5]
-    df = read_table(file, checker, separator=",")
-    require_columns(df, file, ["userId", "age", "gender", "EducationalLevel", "artExperience",
-                               "photographyExperience", *big5])
-    df = checker.flag(df, pl.col("userId").is_null() | (pl.col("userId") == ""), file, "userId", "userId is empty")
+    df = read_table(file, checker, separator=",", required=["userId", "age", "gender", "EducationalLevel",
+                                                             "artExperience", "photographyExperience", *big5])
+    df = checker.required(df, "userId", file)
     for c in ("artExperience", "photographyExperience"):
         df = df.with_columns(pl.col(c).str.to_lowercase())
-        df = checker.flag(df, ~pl.col(c).is_in(list(EXPERIENCE_LEVELS)), file, c,
-                          pl.format(f"{c} '{{}}' is not one of {', '.join(EXPERIENCE_LEVELS)}", pl.col(c)))
+        df = checker.flag(df, ~pl.col(c).is_in(list(EXPERIENCE_LEVELS)).fill_null(False), file, c,
+                          message(f"{c} ", shown(pl.col(c)), f" is not one of {', '.join(EXPERIENCE_LEVELS)}"))
     for c in big5:
         df = checker.number(df, c, file)
         df = checker.in_range(df, c, 1, 9, file)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
+from aestimo.data.sources.messages import clip
+
 IMAGES_SCHEMA = {
     "image_id": pl.String,  # "{source}:{id}", unique across sources
     "source": pl.String,
@@ -75,7 +77,10 @@ BIG5 = ("E", "A", "N", "O", "C")
 
 class RawDataError(ValueError):
     """Bad raw input: names the file, the row (1-based line as an editor shows it,
-    header included; the sheet row for xlsx) and the column."""
+    header included; the sheet row for xlsx) and the column (each where there is one).
+
+    ``column`` keeps the header name as read; the message shows it cut to 80 characters.
+    """
 
     def __init__(self, file: str | Path, row: int | None, column: str | None, message: str):
         self.file, self.row, self.column, self.reason = str(file), row, column, message
@@ -83,7 +88,7 @@ class RawDataError(ValueError):
         if row is not None:
             where += f", row {row}"
         if column is not None:
-            where += f", column '{column}'"
+            where += ", column '" + clip(column) + "'"
         super().__init__(f"{where}: {message}")
 
 

@@ -13,6 +13,12 @@ joined by ``|``). Scene rows for unknown images are ignored; images without a
 scene row get a null theme. Only the MOS is published: one rating row per
 image with a null rater; std, n_votes and dist are null. The attributes are
 ``attr_brightness`` .. ``attr_sharpness`` (0–100). No official split.
+
+Whole-file problems (raise with ``on_bad_rows="drop"`` too): a workbook that
+cannot be read or has no data row, a header name that repeats, a missing
+column, more than half of the rows unreadable (an empty or non-numeric
+cell), no usable row; a scene workbook none of whose rows names an image of
+the scores workbook.
 """
 
 from __future__ import annotations
@@ -37,9 +43,9 @@ ATTRS = ["Brightness", "Colorfulness", "Contrast", "Noisiness", "Sharpness"]
 @register(KIND)
 def read_spaq(root: Path, require_images: bool, checker: Checker) -> SourceTables:
     file = root / SCORES_FILE
-    df = read_xlsx(file)
-    require_columns(df, file, ["Image name", "MOS", *ATTRS])
-    df = checker.flag(df, pl.col("Image name").is_null(), file, "Image name", "Image name is empty")
+    df = read_xlsx(file, checker, required=["Image name", "MOS", *ATTRS])
+    named = df.select("Image name")  # before any drop: the scene workbook is judged against every name
+    df = checker.required(df, "Image name", file)
     df = checker.scale(df, "MOS", SCALES[KIND], file)
     for a in ATTRS:
         df = checker.number(df, a, file)
@@ -53,23 +59,24 @@ def read_spaq(root: Path, require_images: bool, checker: Checker) -> SourceTable
     )
     if require_images:
         df = checker.images_exist(df, "path", file, "Image name")
-    scenes = _scenes(root)
+    scenes = _scenes(root, checker, named)
     if scenes is not None:
         df = df.join(scenes, on="Image name", how="left", maintain_order="left")
     return aggregate_only(KIND, df, checker)
 
 
-def _scenes(root: Path) -> pl.DataFrame | None:
+def _scenes(root: Path, checker: Checker, images: pl.DataFrame) -> pl.DataFrame | None:
     for file in (root / "Annotations" / SCENE_FILE, root / SCENE_FILE):
         if file.is_file():
             break
     else:
         return None
-    df = read_xlsx(file)
-    require_columns(df, file, ["Image name"])
+    df = read_xlsx(file, checker, required=["Image name"])
     labels = [c for c in df.columns if c not in ("Image name", "_row")]
     if not labels:
-        require_columns(df, file, ["Scene category"])
+        require_columns(df, file, ["Scene category"], checker.header_row(file))
+    checker.require_overlap(df.filter(pl.col("Image name").is_not_null()), "Image name", images, "Image name",
+                            file, "an image of the scores workbook", "Image name")
     if len(labels) == 1:
         theme = pl.col(labels[0])
     else:

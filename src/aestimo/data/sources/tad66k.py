@@ -8,6 +8,12 @@ a null rater, ``std``, ``n_votes`` and ``dist`` are null. The theme of each
 image is not in these files, so ``theme`` is null. An image listed twice
 (within or across the two files) is a bad row. Official split: the file it
 is listed in.
+
+Whole-file problems (raise with ``on_bad_rows="drop"`` too) are the shared
+ones, per file (see :mod:`aestimo.data.sources.read` and
+:mod:`~aestimo.data.sources.check`): missing file or column, non-UTF-8 text,
+header only, most lines with the wrong number of cells, more than half of the
+rows unreadable, no usable row.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import polars as pl
 from aestimo.data.scales import SCALES
 from aestimo.data.sources import register
 from aestimo.data.sources.check import Checker
-from aestimo.data.sources.read import read_table, require_columns, require_file
+from aestimo.data.sources.read import read_table, require_file
 from aestimo.data.sources.schema import SourceTables
 from aestimo.data.sources.tables import abs_path, aggregate_only, make_image_id
 
@@ -33,21 +39,14 @@ def read_tad66k(root: Path, require_images: bool, checker: Checker) -> SourceTab
         require_file(f)
     parts = []
     for split, file in files.items():
-        df = read_table(file, checker, separator=",")
-        require_columns(df, file, ["image", "score"])
-        df = checker.flag(df, pl.col("image").is_null() | (pl.col("image") == ""), file, "image", "image is empty")
+        df = read_table(file, checker, separator=",", required=["image", "score"])
+        df = checker.required(df, "image", file)
         df = checker.scale(df, "score", SCALES[KIND], file)
         parts.append(df.select(pl.lit(str(file)).alias("_file"), "_row", "image", "score",
                                pl.lit(split).alias("split")))
     df = pl.concat(parts)
     # a repeated image: reported in the file that repeats it (drop mode: every copy, in every file)
-    dup = pl.len().over("image") > 1
-    if not checker.drop:
-        dup = dup & (pl.struct("_file", "_row") != pl.struct("_file", "_row").first().over("image"))
-    df = df.with_columns(dup.alias("_dup"))
-    for file in files.values():
-        df = checker.flag(df, pl.col("_dup") & (pl.col("_file") == str(file)), file, "image",
-                          pl.format("image {} is listed more than once", pl.col("image")))
+    df = checker.unique_across(df, "image", list(files.values()), "image", "image")
     df = df.with_columns(make_image_id(KIND, pl.col("image")), abs_path(root, pl.lit("TAD66K/") + pl.col("image")),
                          pl.col("score").alias("mean"))
     if require_images:
