@@ -1,7 +1,12 @@
 """Project pipelines.
 
 ``personalize`` is the main job: the whole chain from raw rating files to
-personalized models and the report. ``__default__`` is the same chain.
+personalized models and the report. ``__default__`` is the same chain. Each
+stage is a pipeline of its own too (``ingest``, ``experts``, ``task_vectors``,
+``personalization``, ``reporting``): after a change of personalization
+parameters, ``kedro run --pipeline personalization`` reruns that stage alone.
+A rerun of the chain reuses finished experts whose inputs and configuration
+are unchanged.
 """
 
 from __future__ import annotations
@@ -16,11 +21,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         "ingest": ingest.create_pipeline(),
         "experts": experts.create_pipeline(),
         "task_vectors": task_vectors.create_pipeline(),
+        "personalization": personalize.create_pipeline(),
         "reporting": reporting.create_pipeline(),
     }
-    chain = (
-        pipes["ingest"] + pipes["experts"] + pipes["task_vectors"] + personalize.create_pipeline() + pipes["reporting"]
-    )
+    chain = pipes["ingest"] + pipes["experts"] + pipes["task_vectors"] + pipes["personalization"] + pipes["reporting"]
     pipes["personalize"] = chain
     pipes["__default__"] = chain
     return pipes

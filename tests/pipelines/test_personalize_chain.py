@@ -58,6 +58,27 @@ def test_chain_writes_every_stage(project):
     assert (data / "08_reporting" / "personalization" / "summary.png").exists()
 
 
+def test_rerun_reuses_the_experts_and_a_stage_runs_alone(project, monkeypatch):
+    """A rerun with nothing changed trains no expert again; the personalization stage reruns alone."""
+    from aestimo.training import experts as loop
+
+    tmp, before = project
+    weights, metrics = before.load("ava.expert_weights"), before.load("personalization_metrics")
+    steps = []
+    real = loop.cosine_lr
+    monkeypatch.setattr(loop, "cosine_lr", lambda *a: steps.append(a) or real(*a))
+    with inside(tmp):
+        run(tmp, "experts")
+        assert steps == []  # every stage of every expert was reused
+        run(tmp, "personalization", runtime_params={"personalize": {"defaults": {"steps": 2}}})
+    after = catalog(tmp)
+    assert all(torch.equal(after.load("ava.expert_weights")[k], weights[k]) for k in weights.tensors)
+    key = ["source", "rater_id", "method", "k", "repeat"]
+    both = metrics.join(after.load("personalization_metrics"), on=key, suffix="_new")
+    changed = both.filter(pl.col("srocc") != pl.col("srocc_new"))["method"].unique().to_list()
+    assert set(changed) <= {"layerwise_rank", "layeragnostic_rank", "layerwise_mse"} and changed  # λ learning reran
+
+
 def test_one_hot_merge_reproduces_the_trained_experts(project):
     _, catalog = project
     theta0, tv, cache = catalog.load("theta0"), catalog.load("task_vectors"), catalog.load("image_cache")

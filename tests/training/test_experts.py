@@ -98,3 +98,27 @@ def test_checkpoint_of_another_configuration_is_ignored(tmp_path):
     via_ckpt, _ = finetune(_fresh(), *args, **kw, seed=2, checkpoint=ckpt)
     k = "head.fc2.weight"
     torch.testing.assert_close(via_ckpt[k], fresh_run[k], rtol=0, atol=0)
+
+
+def test_a_finished_stage_is_reused_and_a_changed_input_trains_again(tmp_path, monkeypatch):
+    from aestimo.training import experts as loop
+
+    pixels, y, cfg = _stage2_inputs()
+    idx_t, idx_v = torch.arange(16), torch.arange(16, 24)
+    args = (pixels[idx_t], y.subset(idx_t), pixels[idx_v], y.subset(idx_v), template_tensor("ten"))
+    kw = dict(crop=32, norm=((0.5,) * 3, (0.5,) * 3), cfg=cfg, seed=3)
+    ckpt = tmp_path / "stage2.safetensors"
+    first, first_hist = finetune(_fresh(), *args, **kw, checkpoint=ckpt)
+    assert ckpt.exists()
+
+    calls = []
+    real_cosine = loop.cosine_lr
+    monkeypatch.setattr(loop, "cosine_lr", lambda *a: calls.append(a) or real_cosine(*a))
+    again, hist = finetune(_fresh(), *args, **kw, checkpoint=ckpt)
+    assert calls == []  # no training step ran
+    assert hist == first_hist and all(torch.equal(again[k], first[k]) for k in first)
+
+    changed = y.subset(idx_t)
+    changed = type(changed)(changed.score + 0.5, changed.dist)  # the same images with other labels
+    finetune(_fresh(), pixels[idx_t], changed, *args[2:], **kw, checkpoint=ckpt)
+    assert len(calls) == 2 * cfg.steps  # a changed input trains again (two parameter groups per step)

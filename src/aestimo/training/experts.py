@@ -23,7 +23,7 @@ from aestimo.bundle import load_bundle
 from aestimo.data.images import center_view, to_float, train_view
 from aestimo.models.scorer import freeze_bn_stats
 from aestimo.options import Options
-from aestimo.training.checkpoints import load_checkpoint, save_checkpoint
+from aestimo.training.checkpoints import digest, load_checkpoint, load_finished, save_checkpoint, save_finished
 from aestimo.training.data import Labels
 from aestimo.training.losses import expert_loss, nearest_bin
 from aestimo.training.schedule import cosine_lr
@@ -94,14 +94,17 @@ def _fit(
     desc: str,
     stop_after: int | None = None,
     train_mode: Callable[[], None] | None = None,
+    inputs: str = "",
 ) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """Generic AdamW loop over ``steps`` with cosine schedules per group, validation,
     early stopping, best-state selection and exact resume from ``checkpoint``.
 
-    A checkpoint is only resumed when it was written by the same configuration
-    and seed (its fingerprint matches); otherwise training starts afresh.
+    A checkpoint is only used when it was written by the same configuration,
+    seed, starting weights and data (its fingerprint matches: ``inputs`` is a
+    digest of the data); otherwise training starts afresh. A finished stage's
+    checkpoint holds its result, which a rerun returns without training.
     """
-    fingerprint = json.dumps([repr(cfg), seed, n_train, desc])
+    fingerprint = json.dumps([repr(cfg), seed, n_train, desc, digest(model.state_dict()), inputs])
     optimizer = torch.optim.AdamW(param_groups, lr=param_groups[0]["lr"], weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -110,6 +113,9 @@ def _fit(
     saved = load_bundle(checkpoint) if checkpoint is not None and checkpoint.exists() else None
     if saved is not None and saved.meta.get("fingerprint") != fingerprint:
         log.warning("%s: ignoring checkpoint %s written by another configuration", desc, checkpoint)
+    elif saved is not None and saved.meta.get("finished"):
+        log.info("%s: reusing the finished result in %s (same inputs and configuration)", desc, checkpoint)
+        return load_finished(saved), saved.meta["history"]
     elif saved is not None:
         best_state, start, meta = load_checkpoint(saved, model, optimizer, gen)
         history, best_val, bad = meta["history"], meta["best_val"], meta["bad"]
@@ -145,6 +151,8 @@ def _fit(
         if stop_after is not None and done >= stop_after:
             raise Interrupted(f"stopped after step {done}")
     model.eval()
+    if checkpoint is not None:
+        save_finished(checkpoint, best_state, {"history": history, "fingerprint": fingerprint})
     return best_state, history
 
 
@@ -174,7 +182,8 @@ def train_head(
         return float(_loss(probs, logits, y_val, template, prior, cfg))
 
     groups = [{"params": list(head.parameters()), "lr": cfg.lr_head[0], "lr_range": cfg.lr_head}]
-    return _fit(head, groups, batch, val, len(feats_train), cfg, seed, checkpoint, desc, stop_after)
+    inputs = digest(feats_train, y_train.score, y_train.dist, feats_val, y_val.score, y_val.dist, template)
+    return _fit(head, groups, batch, val, len(feats_train), cfg, seed, checkpoint, desc, stop_after, inputs=inputs)
 
 
 def finetune(
@@ -217,4 +226,5 @@ def finetune(
         {"params": list(scorer.head.parameters()), "lr": cfg.lr_head[0], "lr_range": cfg.lr_head},
         {"params": list(scorer.backbone.parameters()), "lr": cfg.lr_backbone[0], "lr_range": cfg.lr_backbone},
     ]
-    return _fit(scorer, groups, batch, val, len(pixels_train), cfg, seed, checkpoint, desc, stop_after, train_mode)
+    inputs = digest(pixels_train, y_train.score, y_train.dist, pixels_val, y_val.score, y_val.dist, template, crop, norm)
+    return _fit(scorer, groups, batch, val, len(pixels_train), cfg, seed, checkpoint, desc, stop_after, train_mode, inputs)

@@ -60,6 +60,7 @@ def compute_backbone_features(theta0: TensorBundle, image_cache: TensorBundle) -
 
 
 def _checkpoint(p: config.ExpertsParams, source: str, stage: str) -> Path:
+    """Where a stage resumes from, and where its finished result waits for a rerun with the same inputs."""
     return Path(p.checkpoint_dir) / f"{source}_{stage}.safetensors"
 
 
@@ -77,7 +78,6 @@ def train_expert_head(
     feats = backbone_features["features"]
     scorer = load_scorer(theta0)
     template = template_tensor(SCALES[source].template)
-    ckpt = _checkpoint(p, source, "stage1")
     best, history = train_head(
         scorer.head,
         feats[data["train"].rows],
@@ -87,10 +87,9 @@ def train_expert_head(
         template,
         p.stage("stage1"),
         seed=p.seed,
-        checkpoint=ckpt,
+        checkpoint=_checkpoint(p, source, "stage1"),
         desc=f"{source} stage 1",
     )
-    ckpt.unlink(missing_ok=True)
     return TensorBundle(best, {"source": source, "stage": 1}), _history(history, 1)
 
 
@@ -110,7 +109,6 @@ def finetune_expert(
     state.update({f"head.{k}": v for k, v in expert_head.tensors.items()})
     scorer = load_scorer(theta0, state)
     pixels = image_cache["pixels"]
-    ckpt = _checkpoint(p, source, "stage2")
     best, history = finetune(
         scorer,
         pixels[data["train"].rows],
@@ -122,10 +120,9 @@ def finetune_expert(
         norm=normalisation(theta0),
         cfg=p.stage("stage2"),
         seed=p.seed,
-        checkpoint=ckpt,
+        checkpoint=_checkpoint(p, source, "stage2"),
         desc=f"{source} stage 2",
     )
-    ckpt.unlink(missing_ok=True)
     return TensorBundle(best, {"source": source, "stage": 2}), _history(history, 2)
 
 
