@@ -35,7 +35,7 @@ def ensure_world(params: dict[str, Any]) -> tuple[dict, pl.DataFrame, pl.DataFra
     noise-free utilities), which only evaluation reads.
     """
     p = config.parse("ingest", params)
-    if not any(s.synthetic for s in p.sources.values()):
+    if not any(s.synthetic for s in p.active_sources.values()):
         log.info("No synthetic source configured: the synthetic world is not generated.")
         empty = pl.DataFrame()
         return {"synthetic": False}, empty, empty, empty
@@ -70,7 +70,7 @@ def read_sources(params: dict[str, Any], world_manifest: dict) -> tuple[pl.DataF
     parts: dict[str, list[pl.DataFrame]] = {
         k: [] for k in ("images", "ratings", "generic_scores", "user_profiles", "official_splits", "dropped")
     }
-    for kind, src in p.sources.items():
+    for kind, src in p.active_sources.items():
         tables = read_source(kind, Path(src.root), require_images=src.require_images, on_bad_rows=p.on_bad_rows)
         log.info(
             "%s: %d images, %d ratings, %d dropped rows",
@@ -103,7 +103,7 @@ def select_test_people(ratings: pl.DataFrame, params: dict[str, Any]) -> pl.Data
     """Held-out people per source: from the configured list file, else by the rule."""
     p = config.parse("ingest", params)
     frames = []
-    for kind, src in p.sources.items():
+    for kind, src in p.active_sources.items():
         tu = src.test_users
         if tu is None:
             continue
@@ -223,7 +223,7 @@ def compute_world_statistics(
     if not world_manifest.get("synthetic", True):
         return empty
     p = config.parse("ingest", params)
-    synthetic = [k for k, s in p.sources.items() if s.synthetic]
+    synthetic = [k for k, s in p.active_sources.items() if s.synthetic]
     bad = ingest_dropped_rows.filter(pl.col("source").is_in(synthetic))
     if bad.height:
         log.warning(
