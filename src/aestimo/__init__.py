@@ -22,6 +22,10 @@ def score(images, user: str | None = None, *, theta0=None, task_vectors=None, co
     (``user="flickr_aes:<worker id>"``) to find them in the Kedro project at
     ``project``. Returns a :class:`aestimo.scoring.ScoreResult` (a path/score
     table and the files that could not be scored).
+
+    Raises ``ValueError`` when ``project`` is not an Aestimo project (with ``user=``) or the
+    arguments do not name a person, :class:`aestimo.personalization.keys.UnknownPersonError`
+    (a ``KeyError``) for an unknown person, and ``FileNotFoundError`` for missing model files.
     """
     from aestimo.scoring import PersonalScorer, score_images
 
