@@ -34,8 +34,8 @@ import polars as pl
 from aestimo.data.scales import SCALES
 from aestimo.data.sources import register
 from aestimo.data.sources.check import Checker
-from aestimo.data.sources.read import read_table, require_file
-from aestimo.data.sources.schema import RawDataError, SourceTables
+from aestimo.data.sources.read import image_folder, read_table, require_file
+from aestimo.data.sources.schema import SourceTables
 from aestimo.data.sources.tables import abs_path, aggregate_only, make_image_id
 
 KIND = "aadb"
@@ -60,13 +60,7 @@ def read_aadb(root: Path, require_images: bool, checker: Checker) -> SourceTable
     for split in SPLITS:
         for attr in ["score", *ATTRS]:
             require_file(label_file(root, split, attr))
-    image_dir = next((d for d in IMAGE_DIRS if (root / d).is_dir()), None)
-    if image_dir is None:
-        if require_images:
-            raise RawDataError(root / IMAGE_DIRS[0], None, None,
-                               f"no image folder (looked for {', '.join(IMAGE_DIRS)}); add the images or read "
-                               "the source with require_images=False")
-        image_dir = IMAGE_DIRS[0]
+    image_dir = image_folder(root, IMAGE_DIRS, require_images, fallback=IMAGE_DIRS[0])
 
     parts = []
     for split, split_name in SPLITS.items():

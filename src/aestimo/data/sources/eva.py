@@ -36,8 +36,8 @@ import polars as pl
 from aestimo.data.scales import SCALES
 from aestimo.data.sources import register
 from aestimo.data.sources.check import Checker
-from aestimo.data.sources.read import read_table
-from aestimo.data.sources.schema import USER_PROFILES_SCHEMA, RawDataError, SourceTables, empty
+from aestimo.data.sources.read import image_folder, read_table
+from aestimo.data.sources.schema import USER_PROFILES_SCHEMA, SourceTables, empty
 from aestimo.data.sources.tables import (
     abs_path,
     generic_from_ratings,
@@ -68,13 +68,7 @@ def read_eva(root: Path, require_images: bool, checker: Checker) -> SourceTables
         df = checker.number(df, a, file, required=False)
         df = checker.in_range(df, a, 1, 4, file)
     df = checker.unique(df, ["user_id", "image_id"], file, "image_id", "user/image pair")
-    image_dir = next((d for d in IMAGE_DIRS if (root / d).is_dir()), None)
-    if image_dir is None:
-        if require_images:
-            raise RawDataError(root / IMAGE_DIRS[0], None, None,
-                               f"no image folder (looked for {', '.join(IMAGE_DIRS)}); add the images or read "
-                               "the source with require_images=False")
-        image_dir = "images"
+    image_dir = image_folder(root, IMAGE_DIRS, require_images, fallback="images")
     df = df.with_columns(make_image_id(KIND, pl.col("image_id")),
                          abs_path(root, pl.lit(image_dir + "/") + pl.col("image_id") + ".jpg"))
     if require_images:

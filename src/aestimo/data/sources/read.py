@@ -42,6 +42,19 @@ _REPLACE = "replace it with the data set's original file"
 _BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 
 
+def image_folder(root: Path, candidates: list[str], require_images: bool, fallback: str) -> str:
+    """The first of ``candidates`` that is a folder under ``root``; without one, an error when
+    images are required, else ``fallback`` (paths are then recorded but never opened)."""
+    found = next((d for d in candidates if (root / d).is_dir()), None)
+    if found is not None:
+        return found
+    if require_images:
+        raise RawDataError(root / candidates[0], None, None,
+                           f"no image folder (looked for {', '.join(candidates)}); add the images or read "
+                           "the source with require_images=False")
+    return fallback
+
+
 def require_file(path: Path, what: str = "") -> Path:
     """Raise a :class:`RawDataError` unless ``path`` is an existing file."""
     if not path.is_file():
