@@ -25,7 +25,7 @@ import polars as pl
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from aestimo.evaluation import comparison
+from aestimo.evaluation import people
 from aestimo.pipelines.personalize.nodes import personalize_people, plan_personalization
 
 INPUTS = [
@@ -78,7 +78,7 @@ def main(argv=None) -> None:
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
         print(f"k = {args.k}, {args.people} people per source, {args.repeats} repeat(s), {defaults['steps']} steps, batch {defaults['batch_size']}")
         print(metrics.group_by("source", "method").agg(pl.col("srocc").mean(), pl.len().alias("runs")).sort("source", "method"))
-        print(comparison.paired(metrics, "layerwise_rank", "layeragnostic_rank"))
+        print(people.paired(metrics, "layerwise_rank", "layeragnostic_rank"))
 
 
 if __name__ == "__main__":

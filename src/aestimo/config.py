@@ -116,6 +116,13 @@ class MethodEntry(BaseModel):
         return dict(self.model_extra or {})
 
 
+class Bootstrap(Strict):
+    """Intervals over people: percentile bootstrap of the mean, from a seed."""
+
+    resamples: int = Field(default=2000, ge=100)
+    seed: int = 0
+
+
 class PersonalizeParams(Strict):
     people: list[str] | None = None  # "source:rater_id" (or a bare id); None = every held-out person
     max_people_per_source: int | None = Field(default=None, ge=1)
@@ -125,6 +132,7 @@ class PersonalizeParams(Strict):
     defaults: dict[str, Any] = Field(default_factory=dict)  # options every method that has them takes
     batched: bool = False
     deploy_method: str = "layerwise_rank"  # the state `aestimo score` uses
+    bootstrap: Bootstrap = Bootstrap()
     protocol: str = "default"
     threads: int | None = None
     workers: int = Field(default=1, ge=1)  # processes sharing the runs (one thread each); 1 = here

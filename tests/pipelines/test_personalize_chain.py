@@ -48,7 +48,7 @@ def test_chain_writes_every_stage(project):
     per = catalog.load("personalization_metrics")
     assert per.filter(pl.col("method") == "layerwise_rank").height == 2 * 2 * 2  # 2 sources x 2 people x 2 repeats
     comp = catalog.load("personalization_comparisons").filter(pl.col("versus") == "layeragnostic_rank")
-    assert comp["k"].to_list() == [10] and comp["runs"].to_list() == [8]  # paired over every run (2 sources x 2 people x 2 repeats)
+    assert comp["k"].to_list() == [10] and comp["people"].to_list() == [4]  # paired over people (2 sources x 2 people), repeats averaged first
     coeffs = catalog.load("user_coefficients")
     assert len(coeffs) == 4
     bundle = next(iter(coeffs.values()))()

@@ -31,6 +31,7 @@ def test_report_names_the_protocol_and_every_section():
         pl.DataFrame({"expert": ["ava"], "source": ["ava"], "srocc": [0.6]}),
         pl.DataFrame({"source_a": ["ava"], "source_b": ["ava"], "cosine": [1.0]}),
         summary,
+        summary.with_columns(pl.lit("flickr_aes").alias("source")),
         pl.DataFrame({"method": ["layerwise_rank"] * 2, "versus": ["layeragnostic_rank", "zero_shot_ava"], "k": [10, 10], "wilcoxon_p": [0.04, 0.5]}),
         pl.DataFrame({"method": ["layerwise_rank"], "seconds": [1.0]}),
         {"methods": {"layerwise_rank": {"method": "task_vectors"}}, "protocol": "tiny test protocol"},

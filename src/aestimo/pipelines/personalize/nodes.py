@@ -19,7 +19,7 @@ import torch  # noqa: E402
 from aestimo import config  # noqa: E402
 from aestimo.bundle import TensorBundle  # noqa: E402
 from aestimo.data.images import CachedImages  # noqa: E402
-from aestimo.evaluation import comparison  # noqa: E402
+from aestimo.evaluation import people  # noqa: E402
 from aestimo.evaluation.report import main_methods  # noqa: E402
 from aestimo.models.theta0 import normalisation  # noqa: E402
 from aestimo.personalization import Context, runs  # noqa: E402
@@ -72,14 +72,24 @@ def personalize_people(
 
 
 def compare_methods(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
-    """The deployed method paired with every other method on the same runs (ceilings left out)."""
+    """The deployed method paired with every other method over people (ceilings left out)."""
     p = config.parse("personalize", params)
     ceilings = tuple(m.name for m in p.configured_methods([]) if m.method.ceiling)
-    return comparison.against_all(personalization_metrics, p.deploy_method, skip=ceilings)
+    return people.against_all(personalization_metrics, p.deploy_method, ceilings, p.bootstrap.seed, p.bootstrap.resamples)
+
+
+def summarize(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The summary over people per method × k, overall and per source (aestimo.evaluation.people)."""
+    b = config.parse("personalize", params).bootstrap
+    return (
+        people.summarize(personalization_metrics, False, b.seed, b.resamples),
+        people.summarize(personalization_metrics, True, b.seed, b.resamples),
+    )
 
 
 def plot_summary(summary: pl.DataFrame) -> plt.Figure:
-    """Mean SROCC ± std per method, one group of bars per k (single experts omitted)."""
+    """Mean SROCC over people with its 95 % bootstrap interval per method, one group of bars per k
+    (single experts omitted)."""
     s = summary.filter(main_methods("method"))
     ks = sorted(s["k"].unique().to_list())
     methods = s.filter(pl.col("k") == ks[0]).sort("srocc_mean")["method"].to_list()
@@ -90,10 +100,17 @@ def plot_summary(summary: pl.DataFrame) -> plt.Figure:
         vals = {r["method"]: r for r in t.iter_rows(named=True)}
         y = np.arange(len(methods)) + j * h
         ax.barh(y, [vals.get(m, {}).get("srocc_mean", np.nan) for m in methods], height=h,
-                xerr=[vals.get(m, {}).get("srocc_std", 0) or 0 for m in methods], label=f"k = {k}")
+                xerr=np.array([_ci_arms(vals.get(m)) for m in methods]).T, label=f"k = {k}")
     ax.set_yticks(np.arange(len(methods)) + h * (len(ks) - 1) / 2, methods)
-    ax.set_xlabel("mean SROCC over people (± std over repeats)")
+    ax.set_xlabel("mean SROCC over people (95 % bootstrap interval over people)")
     ax.set_title("few-shot personalization")
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def _ci_arms(row: dict | None) -> tuple[float, float]:
+    """Error-bar arms (below, above the mean) of a summary row's interval; zero where there is none."""
+    if not row or row.get("srocc_ci_low") is None or np.isnan(row["srocc_ci_low"]):
+        return 0.0, 0.0
+    return row["srocc_mean"] - row["srocc_ci_low"], row["srocc_ci_high"] - row["srocc_mean"]

@@ -2,9 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from aestimo.evaluation.summary import summarize
-
-from .nodes import compare_methods, personalize_people, plan_personalization, plot_summary
+from .nodes import compare_methods, personalize_people, plan_personalization, plot_summary, summarize
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -25,7 +23,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["user_coefficients", "personalization_metrics", "personalization_timings"],
                 name="personalize_people",
             ),
-            Node(summarize, inputs="personalization_metrics", outputs="personalization_summary", name="summarize_personalization"),
+            Node(
+                summarize,
+                inputs=["personalization_metrics", "params:personalize"],
+                outputs=["personalization_summary", "personalization_summary_by_source"],
+                name="summarize_personalization",
+            ),
             Node(
                 compare_methods,
                 inputs=["personalization_metrics", "params:personalize"],

@@ -16,6 +16,7 @@ def build_report(
     expert_metrics: pl.DataFrame,
     task_vector_similarity: pl.DataFrame,
     personalization_summary: pl.DataFrame,
+    personalization_summary_by_source: pl.DataFrame,
     personalization_comparisons: pl.DataFrame,
     personalization_timings: pl.DataFrame,
     personalize_params: dict[str, Any],
@@ -26,15 +27,19 @@ def build_report(
     sections = [
         (
             "Personalization",
-            "<p>Mean SROCC over held-out people (± std over repeats of the person-averaged SROCC), "
-            "on each person's query images. Zero-shot ensemble = mean of the experts; oracle = the "
-            "person's noise-free utility (synthetic world only).</p>"
+            "<p>The unit is the person: each person's repeats are averaged first. Mean SROCC over "
+            "held-out people with a 95 % bootstrap interval over people (srocc_std: std over repeats "
+            "of the people-averaged SROCC), on each person's query images. Zero-shot ensemble = mean "
+            "of the experts; oracle = the person's noise-free utility (a ceiling, synthetic world only).</p>"
             + table_html(main)
             + "<img src='personalization/summary.png' alt='summary plot'>"
             + f"<h3>{p.deploy_method} against each other method, on the same runs</h3>"
-            "<p>Paired over person × k × repeat: mean SROCC difference, wins / losses / ties, and a "
-            "two-sided Wilcoxon signed-rank p-value. A small p says the ordering is more than chance.</p>"
+            "<p>Paired over people (repeats averaged first): mean SROCC difference with its bootstrap "
+            "interval, wins / losses / ties over people, and a two-sided Wilcoxon signed-rank p-value "
+            "over people. A small p says the ordering is more than chance.</p>"
             + table_html(personalization_comparisons.filter(main_methods("versus")))
+            + "<h3>Per source</h3>"
+            + table_html(personalization_summary_by_source.filter(main_methods("method")))
             + "<h3>Every method, single experts included</h3>"
             + table_html(personalization_summary)
             + "<h3>Time spent</h3>"
