@@ -23,7 +23,7 @@ from pydantic import (
 
 from aestimo.options import Options as Strict
 from aestimo.personalization import REGISTRY, method_class
-from aestimo.personalization.runs import ConfiguredMethod
+from aestimo.personalization.runs import ConfiguredMethod, Sample
 from aestimo.training.experts import LossWeights, StageConfig
 
 
@@ -103,6 +103,13 @@ class ExpertsParams(Strict):
         return getattr(self, which).model_copy(update={"loss": self.loss})
 
 
+class MethodSample(Strict):
+    """A slow method run on part of the plan: the first people of each source, their first repeats."""
+
+    people_per_source: PositiveInt
+    repeats: PositiveInt
+
+
 class MethodEntry(BaseModel):
     """One configured personalization method: a registry name, the ks it runs at, and its options."""
 
@@ -110,6 +117,7 @@ class MethodEntry(BaseModel):
 
     method: str
     ks: list[PositiveInt] | None = None  # None = every k of the protocol
+    sample: MethodSample | None = None  # None = every planned person and repeat
 
     @property
     def options(self) -> dict[str, Any]:
@@ -182,7 +190,8 @@ class PersonalizeParams(Strict):
                     raise ValueError(f"parameter '{where}' is not a known name ({hint})") from None
                 raise ValueError(f"parameter '{where}': {e['msg']} (got {e.get('input')!r})") from None
             for row, opts in cls.variants(name, options, experts).items():
-                out.append(ConfiguredMethod(row, cls(opts), entry.ks))
+                sample = Sample(entry.sample.people_per_source, entry.sample.repeats) if entry.sample else None
+                out.append(ConfiguredMethod(row, cls(opts), entry.ks, sample))
         return out
 
 

@@ -16,7 +16,8 @@ from aestimo.data.scales import SCALES
 from aestimo.models.theta0 import normalisation
 from aestimo.personalization import Context, Query, Support
 from aestimo.personalization.keys import split_person_key, state_key
-from aestimo.personalization.pool import Job, run_jobs
+from aestimo.personalization.instant import Instant, InstantOptions
+from aestimo.personalization.pool import Job, prepare, run_job, run_jobs
 from aestimo.personalization.task_vectors import LambdaOptions, TaskVectors
 from tests.kedro_project import ROOT, catalog, inside, new_project, run
 
@@ -44,18 +45,28 @@ def test_chain_writes_every_stage(project):
     tv = catalog.load("task_vectors")
     assert tv.meta["sources"] == ["ava", "flickr_aes", "tad66k", "para", "koniq10k", "spaq"]
     summary = catalog.load("personalization_summary")
-    assert {"layerwise_rank", "layeragnostic_rank", "layerwise_mse", "zero_shot_ensemble", "oracle"} <= set(summary["method"])
+    assert {"instant", "exact", "hybrid", "init_only", "output_mix", "linear_probe", "zero_shot_ensemble",
+            "noise_ceiling", "mixing_ceiling"} <= set(summary["method"])
+    plan = catalog.load("personalization_plan")
+    sources, people = plan["source"].n_unique(), plan.select("source", "rater_id").n_unique()
     per = catalog.load("personalization_metrics")
-    assert per.filter(pl.col("method") == "layerwise_rank").height == 2 * 2 * 2  # 2 sources x 2 people x 2 repeats
-    comp = catalog.load("personalization_comparisons").filter(pl.col("versus") == "layeragnostic_rank")
-    assert comp["k"].to_list() == [10] and comp["people"].to_list() == [4]  # paired over people (2 sources x 2 people), repeats averaged first
+    assert per.filter(pl.col("method") == "instant").height == plan.height  # every planned person x repeat
+    assert per.filter(pl.col("method") == "exact").height == sources  # the sample: one person per source, one repeat
+    rows = summary.filter(pl.col("method").is_in(["instant", "exact"])).sort("method")
+    assert rows["people"].to_list() == [sources, people]  # the summary says how many people each row has
+    comp = catalog.load("personalization_comparisons").filter(pl.col("versus") == "init_only")
+    assert comp["k"].to_list() == [10] and comp["people"].to_list() == [people]  # paired over people, repeats averaged first
+    assert catalog.load("personalization_comparisons").filter(pl.col("versus") == "exact")["people"].to_list() == [sources]
     coeffs = catalog.load("user_coefficients")
-    assert len(coeffs) == 4
-    bundle = next(iter(coeffs.values()))()
-    assert {"layerwise_rank/k10/r0/lambda", "layeragnostic_rank/k10/r1/lambda"} <= set(bundle.tensors)
-    assert bundle["layerwise_rank/k10/r0/lambda"].shape == (6, len(tv.meta["names"]))
+    assert len(coeffs) == people
+    bundle = coeffs[sorted(coeffs)[0]]()
+    assert {"instant/k10/r0/lambda", "init_only/k10/r1/lambda"} <= set(bundle.tensors)
+    assert bundle["instant/k10/r0/lambda"].shape == (6, len(tv.meta["names"]))
     assert bundle["best_expert_on_support/k10/r0/expert"].item() in range(6)
-    assert (data / "08_reporting" / "personalization" / "summary.png").exists()
+    timings = catalog.load("personalization_timings")
+    assert timings.filter(pl.col("method") == "instant")["prepare_seconds"].sum() > 0  # the shared feature pass is counted
+    for png in ("summary.png", "gains.png", "cost.png"):
+        assert (data / "08_reporting" / "personalization" / png).exists()
 
 
 def test_rerun_reuses_the_experts_and_a_stage_runs_alone(project, monkeypatch):
@@ -76,7 +87,7 @@ def test_rerun_reuses_the_experts_and_a_stage_runs_alone(project, monkeypatch):
     key = ["source", "rater_id", "method", "k", "repeat"]
     both = metrics.join(after.load("personalization_metrics"), on=key, suffix="_new")
     changed = both.filter(pl.col("srocc") != pl.col("srocc_new"))["method"].unique().to_list()
-    assert set(changed) <= {"layerwise_rank", "layeragnostic_rank", "layerwise_mse"} and changed  # λ learning reran
+    assert changed == ["exact"]  # only exact λ learning takes steps: it reran, nothing else moved
 
 
 def test_one_hot_merge_reproduces_the_trained_experts(project):
@@ -139,7 +150,7 @@ def test_score_api_matches_personalized_predictions(project):
     assert result.errors == [] and result.table.height == 4
 
     ctx = _context(catalog)
-    lam = catalog.load("user_coefficients")[key]()[state_key("layerwise_rank", 10, 0, "lambda")]
+    lam = catalog.load("user_coefficients")[key]()[state_key("instant", 10, 0, "lambda")]
     rows = torch.as_tensor([catalog.load("image_cache").meta["image_ids"].index(i) for i in images["image_id"]])
     query = Query(source, rows, np.zeros((6, len(rows))))
     want = SCALES[source].from_template(TaskVectors().predict({"lambda": lam}, query, ctx))
@@ -174,6 +185,12 @@ def test_worker_processes_give_the_in_process_numbers(project):
     finally:
         torch.set_num_threads(threads)
     pooled = run_jobs(ctx, jobs, workers=2)
+    # instant's shared features are computed here, once, and reach the workers
+    inst = Instant(InstantOptions())
+    fast = [Job("instant", inst, j.support, j.query) for j in jobs]
+    prepare(ctx, fast)
+    here += [run_job(ctx, j) for j in fast]
+    pooled += run_jobs(ctx, fast, workers=2)
     for a, b in zip(here, pooled):
         assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
     assert not torch.equal(here[0].state["lambda"], here[2].state["lambda"])  # the jobs differ, so equality above means something

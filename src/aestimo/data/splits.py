@@ -152,10 +152,15 @@ def generic_splits(
 
 def _fill_empty_parts(tab: pl.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> pl.DataFrame:
     """A source whose official val or test part is empty once held-out people's images are
-    removed (PARA's GIAA test images are its test users' images) gets one drawn from train."""
+    removed (PARA's GIAA test images are its test users' images) gets one drawn from train.
+    A source whose images are all held-out people's (REAL-CUR, AADB: people only, no expert)
+    has no train part and stays all ``personal``."""
     parts = []
     for source in tab["source"].unique(maintain_order=True).to_list():
         t = tab.filter(pl.col("source") == source)
+        if not (t["split"] == "train").any():
+            parts.append(t)
+            continue
         for part, frac in (("test", test_fraction), ("val", val_fraction)):
             if frac > 0 and not (t["split"] == part).any():
                 rng = np.random.default_rng(stable_seed(seed, source, part))

@@ -118,6 +118,14 @@ class MergedScorer:
         args = (x,) if drop_mask is None else (x, drop_mask)
         return functional_call(self.module, {**self.merged(lam), **self.buffers}, args)
 
+    @torch.inference_mode()
+    def probs(self, x: torch.Tensor, lam: torch.Tensor, batch: int = 128) -> torch.Tensor:
+        """Bin probabilities ``(B, 10)`` of many images at one λ: merged once, scored in batches."""
+        if not len(x):
+            return torch.empty((0, 10))
+        weights = {**self.merged(lam), **self.buffers}
+        return torch.cat([functional_call(self.module, weights, (x[i : i + batch],)) for i in range(0, len(x), batch)])
+
     def batched(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Many people at once: ``x`` ``(P, B, C, H, W)``, ``lam`` ``(P, n, L)`` (``drop_mask`` ``(P, B, hidden)``) -> ``(P, B, 10)``."""
         args = (x, lam) if drop_mask is None else (x, lam, drop_mask)

@@ -2,15 +2,16 @@
 support set, predict scores from it), and the machinery that runs them over every planned person.
 
 Importing this package registers the built-in methods: ``task_vectors`` (λ learned through the
-merged scorer), ``zero_shot_ensemble``, ``single_expert``, ``best_expert_on_support`` and the
-``oracle`` ceiling. A new method is one module with a ``@register("name")`` class, imported below.
+merged scorer), ``instant`` (λ from the linearized scorer), ``zero_shot_ensemble``, ``single_expert``, ``best_expert_on_support``, ``output_mix``
+(a learned mix of the experts' outputs), ``linear_probe`` (ridge on θ0's features) and the
+``oracle`` and ``mixing_ceiling`` ceilings. A new method is one module with a ``@register("name")`` class, imported below.
 """
 
 import importlib
 
 from aestimo.personalization.registry import REGISTRY, Context, Method, Query, Support, method_class, register
 
-for _m in ("task_vectors", "expert_choice", "oracle"):
+for _m in ("task_vectors", "instant", "expert_choice", "output_mix", "linear_probe", "oracle"):
     importlib.import_module(f"{__name__}.{_m}")
 
 __all__ = ["REGISTRY", "Context", "Method", "Query", "Support", "method_class", "register"]

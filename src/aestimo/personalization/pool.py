@@ -79,12 +79,12 @@ def unpack(flat: dict[str, torch.Tensor], specs) -> dict[str, torch.Tensor]:
 _CTX: Context | None = None
 
 
-def _init_worker(theta_flat, theta_specs, theta_meta, tau_flat, tau_specs, tau_meta, images, experts) -> None:
+def _init_worker(theta_flat, theta_specs, theta_meta, tau_flat, tau_specs, tau_meta, images, experts, features, shared) -> None:
     global _CTX
     torch.set_num_threads(1)
     theta0 = TensorBundle(unpack(theta_flat, theta_specs), theta_meta)
     tau = TensorBundle(unpack(tau_flat, tau_specs), tau_meta)
-    _CTX = Context(images, theta0, tau, experts)
+    _CTX = Context(images, theta0, tau, experts, features, shared)
 
 
 def _work(i: int, job: Job) -> tuple[int, Result]:
@@ -97,18 +97,33 @@ def _own(state: State) -> State:
     return {k: v.clone() for k, v in state.items()}
 
 
+def prepare(ctx: Context, jobs: Sequence[Job]) -> dict[str, float]:
+    """Each method's :meth:`Method.prepare` on the supports and queries of its jobs, here, once;
+    returns the seconds each took (a method reusing another's shared work pays nothing)."""
+    by_name: dict[str, list[Job]] = {}
+    for j in jobs:
+        by_name.setdefault(j.name, []).append(j)
+    seconds = {}
+    for name, js in by_name.items():
+        t0 = time.perf_counter()
+        js[0].method.prepare([j.support for j in js], [j.query for j in js], ctx)
+        seconds[name] = time.perf_counter() - t0
+    return seconds
+
+
 def run_jobs(ctx: Context, jobs: Sequence[Job], workers: int = 1, desc: str = "personalize") -> list[Result]:
     """Run every job; results in the order of ``jobs``.
 
     ``workers <= 1`` runs them here, in order; otherwise a pool of spawned
-    one-thread workers shares them out.
+    one-thread workers shares them out. Call :func:`prepare` first.
     """
     if workers <= 1 or len(jobs) <= 1:
         return [run_job(ctx, j) for j in tqdm(jobs, desc=desc, leave=False)]
     theta_flat, theta_specs = pack(ctx.theta0.tensors)
     tau_flat, tau_specs = pack(ctx.task_vectors.tensors)
     out: list[Result | None] = [None] * len(jobs)
-    init = (theta_flat, theta_specs, ctx.theta0.meta, tau_flat, tau_specs, ctx.task_vectors.meta, ctx.images, ctx.experts)
+    init = (theta_flat, theta_specs, ctx.theta0.meta, tau_flat, tau_specs, ctx.task_vectors.meta, ctx.images, ctx.experts,
+            ctx.features, ctx.shared)
     with ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), mp_context=tmp.get_context("spawn"), initializer=_init_worker, initargs=init
     ) as pool:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -58,23 +58,28 @@ class Support:
 
 @dataclass(frozen=True)
 class Query:
-    """The images a fitted state is scored on (the person's other rated images), without their ratings."""
+    """The images a fitted state is scored on (the person's other rated images); their ratings are for ceilings only."""
 
     source: str
     rows: torch.Tensor
     expert_scores: np.ndarray  # (n_experts, q)
     truth: np.ndarray | None = None  # the world's hidden noise-free utility; read only by ceilings
+    ratings: np.ndarray | None = None  # the person's ratings of the query images, template scale; read only by ceilings
 
 
 @dataclass
 class Context:
     """The frozen things methods share, built once per process: the cached images, θ0, the
-    task vectors and the experts' names (in the task vectors' order)."""
+    task vectors, the experts' names (in the task vectors' order) and θ0's pooled backbone
+    features of the cached images (rows as the cache; None where no method needs them)."""
 
     images: CachedImages
     theta0: TensorBundle
     task_vectors: TensorBundle
     experts: list[str] = field(default_factory=list)
+    features: torch.Tensor | None = None
+    #: what methods computed once for everyone in :meth:`Method.prepare` (e.g. per-image features), by key
+    shared: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def merged(self) -> MergedScorer:
@@ -94,11 +99,19 @@ class Method:
 
     #: True for rows that read hidden or query information (ceilings, never deployable).
     ceiling: ClassVar[bool] = False
+    #: True for rows that need the world's hidden truth (``query.truth``): none where it is missing (real data).
+    needs_truth: ClassVar[bool] = False
     #: True when the state holds a ``lambda`` that `aestimo score` can merge into a scorer.
     deployable: ClassVar[bool] = False
 
     def __init__(self, options: Options | None = None):
         self.options = options if options is not None else self.Options()
+
+    def prepare(self, supports: Sequence[Support], queries: Sequence[Query], ctx: Context) -> None:
+        """Compute, once and before any fit, what every person shares (stored in ``ctx.shared``).
+
+        Runs in the main process with all its threads; worker processes receive ``ctx.shared``.
+        """
 
     def fit(self, support: Support, ctx: Context) -> State:
         raise NotImplementedError

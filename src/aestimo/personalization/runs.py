@@ -50,6 +50,24 @@ class ConfiguredMethod:
     name: str
     method: Method
     ks: list[int] | None = None  # None: every k of the plan
+    sample: Sample | None = None  # None: every planned person and repeat
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A method run on part of the plan only (a slow one, within the budget): the first
+    ``people_per_source`` people of each source (in plan order) and their first ``repeats`` repeats."""
+
+    people_per_source: int
+    repeats: int
+
+    def people(self, runs: Sequence[RunData]) -> set[tuple[str, str]]:
+        chosen: dict[str, list[str]] = {}
+        for r in runs:
+            ids = chosen.setdefault(r.support.source, [])
+            if r.support.rater_id not in ids and len(ids) < self.people_per_source:
+                ids.append(r.support.rater_id)
+        return {(src, rid) for src, ids in chosen.items() for rid in ids}
 
 
 def plan(
@@ -126,17 +144,37 @@ def expert_names(expert_predictions: pl.DataFrame) -> list[str]:
     return expert_predictions["expert"].unique(maintain_order=True).to_list()
 
 
+class ExpertScores:
+    """Each expert's zero-shot bin probabilities, indexed once, for many lookups by image id."""
+
+    def __init__(self, expert_predictions: pl.DataFrame):
+        self.names = expert_names(expert_predictions)
+        wide = None
+        for e in self.names:
+            t = expert_predictions.filter(pl.col("expert") == e).select("image_id", pl.col("probs").alias(e))
+            wide = t if wide is None else wide.join(t, on="image_id", how="full", coalesce=True)
+        self.pos = {iid: i for i, iid in enumerate(wide["image_id"].to_list())}
+        # (n_experts, n_images, n_bins); NaN where an expert lacks an image
+        self.probs = np.stack([
+            np.stack([np.full(10, np.nan) if p is None else np.asarray(p, dtype=np.float64) for p in wide[e].to_list()])
+            for e in self.names
+        ])
+
+    def __call__(self, ids: list[str], template: np.ndarray) -> np.ndarray:
+        """Each expert's zero-shot score (on ``template``) of ``ids``: ``(n_experts, len(ids))``."""
+        missing = [i for i in ids if i not in self.pos]
+        if missing:
+            raise ValueError(f"expert_predictions lacks {len(missing)} images, e.g. '{missing[0]}'")
+        out = self.probs[:, [self.pos[i] for i in ids]] @ template
+        if np.isnan(out).any():
+            bad = self.names[int(np.where(np.isnan(out).any(axis=1))[0][0])]
+            raise ValueError(f"expert_predictions lacks images of these runs for expert '{bad}'")
+        return out
+
+
 def expert_scores(expert_predictions: pl.DataFrame, ids: list[str], template: np.ndarray) -> np.ndarray:
     """Each expert's zero-shot score (on ``template``) of ``ids``: ``(n_experts, len(ids))``."""
-    order = pl.DataFrame({"image_id": ids, "_pos": np.arange(len(ids))})
-    names = expert_names(expert_predictions)
-    out = np.empty((len(names), len(ids)))
-    for i, e in enumerate(names):
-        t = expert_predictions.filter(pl.col("expert") == e).join(order, on="image_id").sort("_pos")
-        if t.height != len(ids):
-            raise ValueError(f"expert_predictions lacks {len(ids) - t.height} images for expert '{e}'")
-        out[i] = np.stack(t["probs"].to_list()) @ template
-    return out
+    return ExpertScores(expert_predictions)(ids, template)
 
 
 @dataclass(frozen=True)
@@ -158,10 +196,13 @@ def run_data(
 ) -> list[RunData]:
     """Support and query of every planned run (rows of the image cache, scores, the experts' scores)."""
     rows_of = {iid: i for i, iid in enumerate(image_ids)}
+    scores_of = ExpertScores(expert_predictions)
     tables = person_tables(plan, fewshot_splits, ratings)
-    truth = None
-    if world_utilities is not None and world_utilities.height:
-        truth = world_utilities.select("source", "rater_id", "image_id", "utility")
+    if world_utilities is not None and world_utilities.height:  # the hidden truth, joined once for every run
+        tables = tables.join(world_utilities.select("source", "rater_id", "image_id", "utility"),
+                             on=["source", "rater_id", "image_id"], how="left", maintain_order="left")
+    else:
+        tables = tables.with_columns(pl.lit(None, dtype=pl.Float64).alias("utility"))
 
     def rows(ids: list[str]) -> torch.Tensor:
         return torch.as_tensor([rows_of[i] for i in ids], dtype=torch.long)
@@ -171,31 +212,32 @@ def run_data(
         sup, qry = t.filter(pl.col("role") == "support"), t.filter(pl.col("role") == "query")
         tmpl = template_tensor(SCALES[source].template).numpy().astype(np.float64)
         sup_ids, qry_ids = sup["image_id"].to_list(), qry["image_id"].to_list()
-        q_truth = None
-        if truth is not None:
-            q_truth = qry.join(truth, on=["source", "rater_id", "image_id"], how="left", maintain_order="left")["utility"].to_numpy()
-            if not np.isfinite(q_truth).all():
-                q_truth = None  # a real person beside the synthetic world's people: no hidden truth
+        q_truth = qry["utility"].to_numpy()
+        if not np.isfinite(q_truth.astype(np.float64)).all():
+            q_truth = None  # a real person beside the synthetic world's people: no hidden truth
         support = Support(
             source, rater, int(k), int(rep), int(t["seed"][0]), rows(sup_ids),
-            torch.as_tensor(sup["score_template"].to_numpy(), dtype=torch.float32),
-            expert_scores(expert_predictions, sup_ids, tmpl),
+            torch.tensor(sup["score_template"].to_numpy(), dtype=torch.float32),
+            scores_of(sup_ids, tmpl),
         )
-        query = Query(source, rows(qry_ids), expert_scores(expert_predictions, qry_ids, tmpl), q_truth)
+        query = Query(source, rows(qry_ids), scores_of(qry_ids, tmpl), q_truth, qry["score_template"].to_numpy())
         out.append(RunData(support, query, qry["score"].to_numpy()))
     return out
 
 
 def build_jobs(methods: Sequence[ConfiguredMethod], runs: Sequence[RunData]) -> list[Job]:
-    """Every configured method on every run it applies to (its ks; ceilings only where the
-    hidden truth exists, i.e. for the synthetic world's people)."""
+    """Every configured method on every run it applies to (its ks and sample; methods that need the
+    hidden truth, ``needs_truth``, only where it exists, i.e. for the synthetic world's people)."""
     jobs = []
     for m in methods:
         skipped = 0
+        sampled = m.sample.people(runs) if m.sample is not None else None
         for r in runs:
             if m.ks is not None and r.support.k not in m.ks:
                 continue
-            if m.method.ceiling and r.query.truth is None:
+            if sampled is not None and ((r.support.source, r.support.rater_id) not in sampled or r.support.repeat >= m.sample.repeats):
+                continue
+            if m.method.needs_truth and r.query.truth is None:
                 skipped += 1
                 continue
             jobs.append(Job(m.name, m.method, r.support, r.query))
@@ -212,10 +254,11 @@ def metric_row(source, rater, method, k, rep, y, pred) -> dict:
 
 
 def collect(
-    jobs: Sequence[Job], results: Sequence[Result], runs: Sequence[RunData], meta: dict
+    jobs: Sequence[Job], results: Sequence[Result], runs: Sequence[RunData], meta: dict, prepared: dict[str, float] | None = None
 ) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame]:
     """Per-run metrics (SROCC / PLCC on the query), each person's fitted states (one bundle per
-    person, with ``meta``), and the time spent fitting per method × source × k."""
+    person, with ``meta``), and the time spent per method × source × k: fitting, plus the method's
+    shared preparation (``prepared``, seconds per method) shared out over its runs."""
     y_of = {(r.support.source, r.support.rater_id, r.support.k, r.support.repeat): r.y_query for r in runs}
     rows, states, seconds = [], {}, {}
     for job, res in zip(jobs, results):
@@ -225,13 +268,19 @@ def collect(
         for tensor, value in res.state.items():
             person[state_key(job.name, s.k, s.repeat, tensor)] = value
         seconds.setdefault((job.name, s.source, s.k), []).append(res.seconds)
+    prepared = prepared or {}
+    runs_of = {m: sum(len(v) for (name, _, _), v in seconds.items() if name == m) for m in prepared}
     timings = pl.DataFrame(
         [
-            {"method": m, "source": src, "k": k, "runs": len(v), "seconds": float(sum(v)), "seconds_per_run": float(np.mean(v))}
+            {
+                "method": m, "source": src, "k": k, "runs": len(v), "seconds": float(sum(v)),
+                "prepare_seconds": prepared.get(m, 0.0) * len(v) / runs_of[m] if m in prepared else 0.0,
+            }
             for (m, src, k), v in seconds.items()
         ],
-        schema={"method": pl.String, "source": pl.String, "k": pl.Int64, "runs": pl.Int64, "seconds": pl.Float64, "seconds_per_run": pl.Float64},
-    )
+        schema={"method": pl.String, "source": pl.String, "k": pl.Int64, "runs": pl.Int64, "seconds": pl.Float64,
+                "prepare_seconds": pl.Float64},
+    ).with_columns(((pl.col("seconds") + pl.col("prepare_seconds")) / pl.col("runs")).alias("seconds_per_run"))
     bundles = {}
     for key, tensors in states.items():
         if tensors:

@@ -45,7 +45,7 @@ class LambdaOptions(Options):
     layerwise: bool = True  # False: one coefficient per source (the layer-agnostic ablation)
     init: Literal["srocc", "uniform"] = "srocc"  # softmax(temperature × expert SROCC on the support set), or 1/n
     init_temperature: float = 10.0
-    steps: int = Field(default=500, ge=1)
+    steps: int = Field(default=500, ge=0)  # 0: λ stays at its initialisation (the λ0-only baseline)
     batch_size: int = Field(default=32, ge=2)  # all k images when k < batch_size
     lr: tuple[float, float] = (1e-2, 1e-3)  # cosine from the first to the second
     weight_decay: float = Field(default=0.0, ge=0)
@@ -109,18 +109,23 @@ def personalize(
     batched: bool = False,
     progress: bool = True,
     desc: str = "personalize",
+    init: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Learn λ for every person; returns ``(P, n, L)`` (layer-wise) or ``(P, n)``.
 
     ``batched=True`` runs all people in one vmapped step (they must share k);
     otherwise each person runs alone. Both optimise the same objective (see
-    the module docstring for how close their λ are).
+    the module docstring for how close their λ are). ``init`` replaces the
+    SROCC initialisation (the hybrid method starts from instant's λ).
     """
     if not people:
         n, L = merged.shape
         return torch.empty((0, n, L) if cfg.layerwise else (0, n))
     n_layers = merged.shape[1]
-    init = torch.stack([init_coefficients(p.expert_scores, p.y.numpy(), n_layers, cfg) for p in people])
+    if init is None:
+        init = torch.stack([init_coefficients(p.expert_scores, p.y.numpy(), n_layers, cfg) for p in people])
+    if cfg.steps == 0:
+        return init.clone()
     if not batched:
         return torch.cat(
             [_run(merged, [p], init[i : i + 1], template, cfg, False, progress and len(people) == 1, desc) for i, p in enumerate(tqdm(people, desc=desc, disable=not progress or len(people) == 1, leave=False))]
@@ -154,10 +159,9 @@ def _run(merged, people, init, template, cfg, batched, progress, desc) -> torch.
     return lam.detach()
 
 
-@torch.no_grad()
 def predict(merged: MergedScorer, x: torch.Tensor, lam: torch.Tensor, template: torch.Tensor, batch: int = 128) -> torch.Tensor:
-    """Scores on the template scale of the merged model for ``x``."""
-    return torch.cat([merged(x[i : i + batch], lam) @ template for i in range(0, len(x), batch)]) if len(x) else torch.empty(0)
+    """Scores on the template scale of the merged model for ``x`` (merged once)."""
+    return merged.probs(x, lam, batch) @ template
 
 
 @register("task_vectors")

@@ -8,7 +8,7 @@ from aestimo.data.sources import read_source
 
 world = pytest.importorskip("aestimo.data.world")
 
-SOURCES = ["ava", "flickr_aes", "tad66k", "para", "koniq10k", "spaq"]
+SOURCES = ["ava", "flickr_aes", "tad66k", "para", "koniq10k", "spaq", "real_cur", "aadb"]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_reads_the_synthetic_world(smoke_world, kind):
         assert t.ratings.height == counts[kind]["ratings"]
     if "official_test_images" in counts[kind]:
         assert (t.official_splits["split"] == "test").sum() == counts[kind]["official_test_images"]
-    if kind in ("ava", "para", "koniq10k", "flickr_aes"):
+    if kind in ("ava", "para", "koniq10k", "flickr_aes", "aadb"):
         assert t.generic_scores["dist"].null_count() == 0
     if kind == "para":
         assert t.user_profiles.height == counts[kind]["raters"]

@@ -36,7 +36,7 @@ def test_manifest_lists_every_file(smoke_world):
     assert {f["path"]: f["sha256"] for f in manifest["files"]} == on_disk
     assert read_manifest(root) == json.loads(json.dumps(manifest))
     assert manifest["seed"] == smoke_config().seed
-    assert set(manifest["counts"]) == {"ava", "flickr_aes", "tad66k", "para", "koniq10k", "spaq"}
+    assert set(manifest["counts"]) == {"ava", "flickr_aes", "tad66k", "para", "koniq10k", "spaq", "real_cur", "aadb"}
     assert world_exists(root) and world_exists(root, smoke_config())
     assert not world_exists(root, smoke_config(seed=99))
 

@@ -25,7 +25,7 @@ from tests.kedro_project import run
 
 SMOKE = Path("data") / "smoke"
 RAW = SMOKE / "01_raw" / "synthetic"
-SOURCES = ["ava", "flickr_aes", "koniq10k", "para", "spaq", "tad66k"]
+SOURCES = ["aadb", "ava", "flickr_aes", "koniq10k", "para", "real_cur", "spaq", "tad66k"]
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,9 @@ def test_held_out_people_images_are_personal(project):
     _, catalog = project
     ratings, people = catalog.load("ratings"), catalog.load("test_people")
     gsplits = catalog.load("generic_splits")
-    assert set(people["source"]) == {"flickr_aes", "para"}
-    assert set(people["selected_by"]) == {"list"}  # both smoke sources ship a test-user list
+    assert set(people["source"]) == {"flickr_aes", "para", "real_cur", "aadb"}
+    by = dict(people.select("source", "selected_by").unique().iter_rows())
+    assert by == {"flickr_aes": "list", "para": "list", "real_cur": "rule", "aadb": "rule"}  # lists ship with 2
     theirs = ratings.join(people, on=["source", "rater_id"], how="semi")["image_id"].unique()
     assert theirs.len() > 0
     labelled = gsplits.filter(pl.col("image_id").is_in(theirs.implode()))
@@ -91,6 +92,8 @@ def test_held_out_people_images_are_personal(project):
     # every source keeps a train, val and test part for its expert (PARA's is drawn from train)
     for source, parts in gsplits.filter(pl.col("split") != "personal").group_by("source").agg(pl.col("split")).iter_rows():
         assert set(parts) == {"train", "val", "test"}, source
+    # the people sources have no expert: every image is a held-out person's
+    assert set(gsplits.filter(pl.col("source").is_in(["real_cur", "aadb"]))["split"]) == {"personal"}
 
 
 def test_fewshot_splits_per_person_and_repeat(project):

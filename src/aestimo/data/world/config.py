@@ -12,6 +12,15 @@ class WorldConfig:
 
     Pool sizes count images; ``*_test_*`` knobs describe the held-out people
     (test workers / test users) and the separate test pool they rate.
+
+    Eight sources: the six with an expert (AVA, FLICKR-AES, TAD66K, PARA, KonIQ-10k, SPAQ) and
+    two people sources without one, REAL-CUR (``real_cur_*``) and AADB (``aadb_*``), whose
+    held-out people rate every one of their images. The new sources draw from their own seeded
+    streams after the six, so adding or resizing them never changes the six sources' files.
+    Default world: REAL-CUR 14 users with albums of 120–200 photos (about 2,300 images);
+    AADB 1,000 images in 100 HITs, 5 workers each, 20 held-out workers with 110–200 ratings
+    (5,000 ratings by about 90 workers). Smoke world: REAL-CUR 2 users × 25–35 photos; AADB
+    40 images, 3 workers each, 2 held-out workers with 20–30 ratings.
     """
 
     seed: int = 20240607
@@ -56,8 +65,33 @@ class WorldConfig:
     spaq_images: int = 800
     spaq_voters: int = 100
     spaq_votes_per_image: int = 15
+    # REAL-CUR: real users rating their own albums on 1..5 (a test set: every user is a held-out
+    # person; no expert). The release has 14 users; album sizes are chosen so that k = 100 leaves
+    # at least 20 query images (the protocol's min_query is 10).
+    real_cur_users: int = 14
+    real_cur_album_min: int = 120
+    real_cur_album_max: int = 200
+    # AADB: AMT workers rate HITs of 10 images on 1..5 (per-rater ``AllinAll.csv``, aggregates in
+    # the label files: score in [0, 1], 11 attributes in [-1, 1]). As in the release, each image is
+    # rated by 5 workers and a HIT's 10 images by the same 5; the Train / Validation / Test label
+    # files hold about 85 / 5 / 10 % of the images. The ``aadb_test_raters`` do many HITs
+    # (``aadb_test_hits_min..max`` each, so 110..200 ratings) and every HIT has at least one of
+    # them, so held-out by the rule "at least 110 ratings" they rate every image; the others do
+    # fewer than ``aadb_test_hits_min`` HITs each.
+    aadb_images: int = 1000  # a multiple of aadb_images_per_hit
+    aadb_images_per_hit: int = 10
+    aadb_raters_per_image: int = 5
+    aadb_test_raters: int = 20
+    aadb_test_hits_min: int = 11
+    aadb_test_hits_max: int = 20
+    aadb_train_raters: int = 100
+    aadb_val_fraction: float = 0.05
+    aadb_test_fraction: float = 0.1
     # people
     taste_concentration: float = 2.0  # Dirichlet total mass of the criterion mixing weights
+    # the same for REAL-CUR / AADB people: no source criterion of their own, so each mixes the six
+    # criteria (a more even mix than taste_concentration gives, never one expert's criterion)
+    mixed_taste_concentration: float = 8.0
     own_source_weight: float = 0.45  # prior share of a rater's own source criterion
     idiosyncratic_mean: float = 0.72  # mean share of utility variance that is personal
     voter_idiosyncratic_mean: float = 0.45  # the same for the anonymous crowds (AVA, TAD66K, KonIQ, SPAQ)
@@ -125,6 +159,39 @@ class WorldConfig:
             ("tad66k_test_fraction", self.tad66k_test_fraction < 1, "< 1"),
             ("koniq10k_test_fraction", self.koniq10k_val_fraction + self.koniq10k_test_fraction < 1, "val + test fraction < 1"),
             ("para_images_per_session", self.para_images_per_session >= 1, ">= 1"),
+            ("real_cur_users", self.real_cur_users >= 1, ">= 1"),
+            ("real_cur_album_max", 1 <= self.real_cur_album_min <= self.real_cur_album_max, "1 <= min <= max"),
+            ("mixed_taste_concentration", self.mixed_taste_concentration > 0, "> 0"),
+            ("aadb_images_per_hit", self.aadb_images_per_hit >= 1, ">= 1"),
+            ("aadb_images", self.aadb_images >= self.aadb_images_per_hit
+             and self.aadb_images % max(self.aadb_images_per_hit, 1) == 0, "a positive multiple of aadb_images_per_hit"),
+            ("aadb_raters_per_image", self.aadb_raters_per_image >= 1, ">= 1"),
+            ("aadb_test_fraction", self.aadb_val_fraction + self.aadb_test_fraction < 1, "val + test fraction < 1"),
+        ]
+        for name, ok, what in checks:
+            if not ok:
+                raise ValueError(f"world.{name}: must be {what}, got {getattr(self, name)}")
+        self._validate_aadb_hits()
+
+    def _validate_aadb_hits(self) -> None:
+        """The AADB HIT plan must be possible: every HIT gets a held-out rater, no HIT more than
+        ``aadb_raters_per_image`` workers, and the other workers fill the remaining places."""
+        hits = self.aadb_images // self.aadb_images_per_hit
+        lo, hi, n_test = self.aadb_test_hits_min, self.aadb_test_hits_max, self.aadb_test_raters
+        rpi = self.aadb_raters_per_image
+        checks = [
+            ("aadb_test_hits_min", 2 <= lo <= hi, "2 <= aadb_test_hits_min <= aadb_test_hits_max"),
+            ("aadb_test_hits_max", hi <= hits, f"<= {hits} (the number of HITs)"),
+            ("aadb_test_raters", n_test * lo >= hits,
+             f"enough for every one of the {hits} HITs to get a held-out rater (aadb_test_raters * "
+             "aadb_test_hits_min >= HITs)"),
+            ("aadb_test_raters", n_test * hi <= hits * rpi,
+             f"at most {hits * rpi} HIT assignments in all (aadb_test_raters * aadb_test_hits_max <= HITs * "
+             "aadb_raters_per_image)"),
+            ("aadb_train_raters", self.aadb_train_raters >= rpi
+             and self.aadb_train_raters * (lo - 1) >= hits * rpi - n_test * lo,
+             f">= aadb_raters_per_image and enough, at fewer than aadb_test_hits_min HITs each, to fill the "
+             f"{hits * rpi - n_test * lo} HIT assignments the held-out raters may leave"),
         ]
         for name, ok, what in checks:
             if not ok:
@@ -167,4 +234,13 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     "koniq10k_voters": 80,
     "spaq_images": 60,
     "spaq_voters": 30,
+    "real_cur_users": 2,
+    "real_cur_album_min": 25,
+    "real_cur_album_max": 35,
+    "aadb_images": 40,
+    "aadb_raters_per_image": 3,
+    "aadb_test_raters": 2,
+    "aadb_test_hits_min": 2,
+    "aadb_test_hits_max": 3,
+    "aadb_train_raters": 10,
 }

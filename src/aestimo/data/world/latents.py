@@ -73,6 +73,10 @@ _SOURCE_BETA = {
     "para": {},
     "koniq10k": {"sharpness": (2.6, 1.1), "noise": (0.9, 2.6), "exposure": (2.2, 2.0), "contrast": (2.0, 1.7)},
     "spaq": {"sharpness": (1.5, 1.3), "noise": (1.3, 1.6), "exposure": (1.6, 1.6), "contrast": (1.6, 1.6), "colorfulness": (1.6, 1.6)},
+    # one's own albums (phone photos): a little less sharp and clean than curated sets
+    "real_cur": {"sharpness": (2.4, 1.7), "noise": (1.7, 2.8)},
+    # AADB deliberately mixes professional and consumer Flickr photos (blur, noise)
+    "aadb": {"sharpness": (2.2, 1.7), "noise": (1.6, 2.6)},
     "reference": {},
 }
 _SOURCE_THEMES = {
@@ -82,6 +86,8 @@ _SOURCE_THEMES = {
     "para": (1.2, 1.3, 1.0, 1.0, 0.9, 0.8, 0.6),
     "koniq10k": (1.2, 1.2, 0.8, 1.2, 0.8, 0.8, 0.3),
     "spaq": (1.0, 1.3, 0.8, 1.0, 1.0, 1.2, 0.3),
+    "real_cur": (1.2, 1.6, 0.9, 0.9, 1.1, 0.7, 0.3),
+    "aadb": (1.2, 1.2, 1.0, 1.0, 0.8, 0.8, 0.6),
     "reference": (1, 1, 1, 1, 1, 1, 1),
 }
 

@@ -35,6 +35,10 @@ FLICKR_DIST = np.array([0.06, 0.21, 0.38, 0.26, 0.09])
 PARA_DIST = np.array([0.015, 0.035, 0.09, 0.17, 0.26, 0.21, 0.13, 0.06, 0.03])  # 1.0, 1.5, ..., 5.0
 PARA_ATTR_DIST = np.array([0.05, 0.20, 0.40, 0.27, 0.08])
 TAD_VOTE_DIST = AVA_VOTE_DIST
+# REAL-CUR (people rating their own albums) and AADB (AMT workers) on 1..5: crowded in the middle
+# like FLICKR-AES, a little higher for one's own photos.
+REAL_CUR_DIST = np.array([0.05, 0.18, 0.37, 0.28, 0.12])
+AADB_DIST = np.array([0.06, 0.20, 0.38, 0.27, 0.09])
 
 # Prior taste mass per criterion for raters of each source (before own_source_weight).
 _SIMILAR = {
@@ -44,6 +48,10 @@ _SIMILAR = {
     "tad66k": {"ava": 0.3, "flickr_aes": 0.25, "para": 0.25, "koniq10k": 0.1, "spaq": 0.1},
     "koniq10k": {"spaq": 0.4, "ava": 0.2, "para": 0.2, "flickr_aes": 0.1, "tad66k": 0.1},
     "spaq": {"koniq10k": 0.4, "ava": 0.2, "para": 0.2, "flickr_aes": 0.1, "tad66k": 0.1},
+    # Sources without a criterion (or an expert) of their own: their people mix all six, none
+    # dominant (drawn with WorldConfig.mixed_taste_concentration).
+    "real_cur": {"ava": 0.15, "flickr_aes": 0.22, "tad66k": 0.15, "para": 0.22, "koniq10k": 0.13, "spaq": 0.13},
+    "aadb": {"ava": 0.22, "flickr_aes": 0.2, "tad66k": 0.13, "para": 0.2, "koniq10k": 0.13, "spaq": 0.12},
 }
 
 # How Big-Five traits (z-scores) and experience tilt the criterion weights (log scale) ...
@@ -94,9 +102,14 @@ def _exp_levels(z: np.ndarray, probs=(0.40, 0.30, 0.20, 0.10)) -> np.ndarray:
 
 def make_raters(
     rng: np.random.Generator, source: str, n: int, ids: list[str], is_test: np.ndarray,
-    cfg: WorldConfig, noise_sd: float, idio_mean: float | None = None,
+    cfg: WorldConfig, noise_sd: float, idio_mean: float | None = None, concentration: float | None = None,
 ) -> Raters:
-    """Draw ``n`` raters of ``source`` with traits, experience and a taste coupled to them."""
+    """Draw ``n`` raters of ``source`` with traits, experience and a taste coupled to them.
+
+    ``concentration``: the Dirichlet total mass of the criterion weights (default
+    ``cfg.taste_concentration``). A source outside the six criteria (REAL-CUR, AADB) has no
+    own-source share: its prior is its ``_SIMILAR`` row alone.
+    """
     k = cfg.trait_taste_coupling
     z = rng.normal(0, 1, (n, 5))
     z[:, 3] = 0.85 * z[:, 3] + 0.53 * z[:, 0] * 0.3  # O mildly correlated with E
@@ -114,8 +127,9 @@ def make_raters(
     for t, name in enumerate(names):
         for s, v in _TRAIT_CRIT[name].items():
             tilt[:, SOURCES.index(s)] += k * v * traits[:, t]
-    alpha = cfg.taste_concentration * prior[None, :] * np.exp(tilt)
-    alpha = alpha / alpha.sum(1, keepdims=True) * cfg.taste_concentration
+    mass = cfg.taste_concentration if concentration is None else concentration
+    alpha = mass * prior[None, :] * np.exp(tilt)
+    alpha = alpha / alpha.sum(1, keepdims=True) * mass
     g = rng.standard_gamma(alpha)
     weights = g / g.sum(1, keepdims=True)
 

@@ -41,6 +41,12 @@ TARGETS = {
     ("koniq10k", "mos_skew"): (-1.4, 0.1),  # real -0.85
     ("spaq", "mos_mean"): (40.0, 60.0),  # real 50.3
     ("spaq", "mos_sd"): (12.0, 28.0),  # real 20.9
+    ("real_cur", "score_mean"): (2.9, 3.6),
+    ("real_cur", "tail_mass_1_5"): (0.08, 0.25),
+    ("real_cur", "person_srocc_vs_utility"): (0.75, 0.92),
+    ("aadb", "rating_mean"): (2.8, 3.3),
+    ("aadb", "tail_mass_1_5"): (0.08, 0.25),
+    ("aadb", "person_srocc_vs_utility"): (0.75, 0.92),
     ("all", "criterion_corr_min"): (0.15, 0.55),
     ("all", "criterion_corr_max"): (0.60, 0.93),
     ("all", "experience_vs_noise_corr"): (-1.0, -0.05),
@@ -65,6 +71,17 @@ def _per_user_srocc(ratings: pl.DataFrame, generic: pl.DataFrame, util: pl.DataF
         g.append(spearmanr(s, part["generic"].to_numpy()).statistic)
         u.append(spearmanr(s, part["utility"].to_numpy()).statistic)
     return float(np.nanmean(g)) if g else float("nan"), float(np.nanmean(u)) if u else float("nan")
+
+
+def _per_person_srocc(ratings: pl.DataFrame, util: pl.DataFrame) -> float:
+    """Mean over people of SROCC(rating, noise-free utility) (rater_id, image_id, score)."""
+    df = ratings.join(util, on=["rater_id", "image_id"], how="left")
+    out = []
+    for _, part in df.group_by("rater_id", maintain_order=True):
+        s = part["score"].to_numpy()
+        if len(s) >= 3 and not np.all(s == s[0]):
+            out.append(spearmanr(s, part["utility"].to_numpy()).statistic)
+    return float(np.nanmean(out)) if out else float("nan")
 
 
 def world_statistics(root: Path) -> pl.DataFrame:
@@ -134,6 +151,30 @@ def world_statistics(root: Path) -> pl.DataFrame:
     vals[("spaq", "mos_mean")] = float(sp.mean())
     vals[("spaq", "mos_sd")] = float(sp.std())
 
+    # REAL-CUR and AADB (people sources; absent from worlds written before they were added)
+    rc_file = root / "real_cur/test_list.csv"
+    if rc_file.is_file():
+        r = _csv(rc_file).select(pl.col("worker").alias("rater_id"),
+                                 ("real_cur:" + pl.col("worker") + "/" + pl.col("image_name")).alias("image_id"),
+                                 pl.col("score").cast(pl.Float64))
+        s = r["score"].to_numpy()
+        vals[("real_cur", "score_mean")] = float(s.mean())
+        vals[("real_cur", "tail_mass_1_5")] = float(np.mean((s == 1) | (s == 5)))
+        vals[("real_cur", "person_srocc_vs_utility")] = _per_person_srocc(r, util)
+    aadb_file = root / "aadb/AllinAll.csv"
+    if aadb_file.is_file():
+        from aestimo.data.sources.aadb import read_per_rater
+        from aestimo.data.sources.check import Checker
+
+        r = read_per_rater(aadb_file, Checker("aadb")).select(
+            pl.col("WorkerId").alias("rater_id"), ("aadb:" + pl.col("imageName")).alias("image_id"),
+            (1 + 4 * pl.col("score")).alias("score"))
+        s = r["score"].to_numpy()
+        vals[("aadb", "rating_mean")] = float(s.mean())
+        vals[("aadb", "tail_mass_1_5")] = float(np.mean((s == 1) | (s == 5)))
+        test = truth["raters"].filter((pl.col("source") == "aadb") & pl.col("is_test"))["rater_id"]
+        vals[("aadb", "person_srocc_vs_utility")] = _per_person_srocc(r.filter(pl.col("rater_id").is_in(test.implode())), util)
+
     # criteria and people
     C = truth["image_latents"].select([f"criterion_{s}" for s in SOURCES]).to_numpy()
     R = np.corrcoef(C, rowvar=False)
@@ -151,6 +192,8 @@ def world_statistics(root: Path) -> pl.DataFrame:
 
     rows = []
     for (src, name), (lo, hi) in TARGETS.items():
+        if (src, name) not in vals:
+            continue
         v = vals[(src, name)]
         rows.append({"name": name, "source": src, "value": v, "target_lo": lo, "target_hi": hi,
                      "ok": bool(np.isfinite(v) and lo <= v <= hi)})

@@ -23,7 +23,7 @@ from aestimo.evaluation import people  # noqa: E402
 from aestimo.evaluation.report import main_methods  # noqa: E402
 from aestimo.models.theta0 import normalisation  # noqa: E402
 from aestimo.personalization import Context, runs  # noqa: E402
-from aestimo.personalization.pool import run_batched, run_jobs  # noqa: E402
+from aestimo.personalization.pool import prepare, run_batched, run_jobs  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def personalize_people(
     expert_predictions: pl.DataFrame,
     world_utilities: pl.DataFrame,
     image_cache: TensorBundle,
+    backbone_features: TensorBundle,
     theta0: TensorBundle,
     task_vectors: TensorBundle,
     params: dict[str, Any],
@@ -61,13 +62,16 @@ def personalize_people(
     p = _params(params)
     experts = runs.expert_names(expert_predictions)
     images = CachedImages(image_cache["pixels"], theta0.meta["input_size"], *normalisation(theta0))
-    ctx = Context(images, theta0, task_vectors, experts)
+    if backbone_features.meta["image_ids"] != image_cache.meta["image_ids"]:
+        raise ValueError("backbone_features and image_cache list different images: rerun the experts pipeline")
+    ctx = Context(images, theta0, task_vectors, experts, backbone_features["features"])
     data = runs.run_data(plan, fewshot_splits, ratings, expert_predictions, image_cache.meta["image_ids"], world_utilities)
     jobs = runs.build_jobs(p.configured_methods(experts), data)
     log.info("personalizing: %d runs (%d methods) on %d worker(s)", len(jobs), len(p.methods), 1 if p.batched else p.workers)
+    prepared = prepare(ctx, jobs)
     results = run_batched(ctx, jobs) if p.batched else run_jobs(ctx, jobs, workers=p.workers)
     meta = {"sources": task_vectors.meta["sources"], "names": task_vectors.meta["names"], "deploy_method": p.deploy_method}
-    states, metrics_table, timings = runs.collect(jobs, results, data, meta)
+    states, metrics_table, timings = runs.collect(jobs, results, data, meta, prepared)
     return states, metrics_table, timings.with_columns(pl.lit(1 if p.batched else p.workers).alias("workers"))
 
 

@@ -18,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 personalize_people,
                 inputs=[
                     "personalization_plan", "fewshot_splits", "ratings", "expert_predictions", "world_utilities",
-                    "image_cache", "theta0", "task_vectors", "params:personalize",
+                    "image_cache", "backbone_features", "theta0", "task_vectors", "params:personalize",
                 ],
                 outputs=["user_coefficients", "personalization_metrics", "personalization_timings"],
                 name="personalize_people",

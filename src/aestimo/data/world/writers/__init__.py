@@ -4,7 +4,9 @@ Each writer ``write(root, cfg, truth, counts)`` draws its source's images and
 ratings, writes that data set's files under ``root``, adds the hidden truth
 to ``truth``, puts its counts under ``counts[source]`` and returns its image
 pools (rendered later by the driver). The table's order is the order the
-truth tables and images are written in, so it is part of the world's bytes.
+truth tables and images are written in, so it is part of the world's bytes: a
+new writer goes at the end, drawing only from its own seeded streams, so the
+files of the sources before it stay byte-identical.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from ..config import WorldConfig
 from ..pools import Pool
 from ..truth import Truth
-from . import ava, flickr_aes, koniq10k, para, spaq, tad66k
+from . import aadb, ava, flickr_aes, koniq10k, para, real_cur, spaq, tad66k
 
 Writer = Callable[[Path, WorldConfig, Truth, dict], list[Pool]]
 
@@ -26,6 +28,9 @@ WRITERS: dict[str, Writer] = {
     "para": para.write,
     "koniq10k": koniq10k.write,
     "spaq": spaq.write,
+    # people sources without an expert (their people are personalized with the six experts)
+    "real_cur": real_cur.write,
+    "aadb": aadb.write,
 }
 
 __all__ = ["WRITERS", "Writer"]

@@ -1,0 +1,187 @@
+"""Instant personalization: λ from the merged scorer linearized around an expansion point.
+
+The exact method (:mod:`~aestimo.personalization.task_vectors`) takes gradient
+steps through the whole merged network for every person. Here each image's
+score is linear in λ (:mod:`~aestimo.personalization.linearized`): its
+features ``φ(x)`` are computed **once per image**, at an expansion point shared
+by every person and repeat that rates it (``expand_at: uniform`` = 1/n, or
+``mean_init`` = the mean of the planned people's initialisations), in
+:meth:`Instant.prepare`. A person's λ then solves a small convex-ish problem
+over those features, to convergence (L-BFGS, milliseconds):
+
+    min_λ  loss(base + ⟨λ − λe, φ⟩, y) + l2 · ‖λ − λ0‖²
+
+with the same Bradley–Terry rank loss (or MSE) as the exact method and an L2
+pull toward the person's own initialisation λ0 (softmax of their experts'
+SROCC, as the exact method starts from). λ is saved like the exact method's,
+and the query is scored by the **exact** merged model at that λ
+(``scoring: linear`` scores with the linear model instead, for measurements).
+
+Options: ``expand_at: person`` expands at each person's λ0 (a backward pass
+per support image per run: slower, measured in bench/instant_vs_exact.py);
+``hybrid_steps > 0`` takes that many exact steps from the instant solution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from aestimo.options import Options
+from aestimo.personalization import task_vectors as tv
+from aestimo.personalization.linearized import LinearScores, linear_scores, score_features
+from aestimo.personalization.registry import Context, Method, Query, State, Support, register
+
+
+class InstantOptions(Options):
+    loss: Literal["rank", "mse"] = "rank"
+    layerwise: bool = True
+    init: Literal["srocc", "uniform"] = "srocc"
+    init_temperature: float = 10.0
+    l2: float = Field(default=1.0e-2, ge=0)  # the pull toward λ0; chosen on validation people (docs/results.md)
+    expand_at: Literal["uniform", "mean_init", "person"] = "uniform"
+    scoring: Literal["exact", "linear"] = "exact"  # how the query is scored (the saved λ is the same)
+    max_iter: int = Field(default=200, ge=1)  # L-BFGS iterations
+    feature_batch: int = Field(default=16, ge=1)  # images per vmapped backward pass (memory bound)
+    # the hybrid: exact steps from the instant solution (0 = pure instant), with the exact method's options
+    hybrid_steps: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=32, ge=2)
+    lr: tuple[float, float] = (1e-2, 1e-3)
+    weight_decay: float = Field(default=0.0, ge=0)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+
+    def lambda_options(self, steps: int) -> tv.LambdaOptions:
+        """The exact method's options with these settings (its initialisation, the hybrid's steps)."""
+        return tv.LambdaOptions(
+            loss=self.loss, layerwise=self.layerwise, init=self.init, init_temperature=self.init_temperature,
+            steps=steps, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, dropout=self.dropout,
+        )
+
+
+def solve(
+    base: torch.Tensor,
+    phi: torch.Tensor,
+    at: torch.Tensor,
+    y: torch.Tensor,
+    init: torch.Tensor,
+    loss: str = "rank",
+    l2: float = 1e-2,
+    max_iter: int = 200,
+) -> torch.Tensor:
+    """λ minimising ``loss(base + ⟨λ − at, φ⟩, y) + l2 ‖λ − init‖²`` (float64, L-BFGS from ``init``).
+
+    ``init`` is ``(n, L)`` or ``(n,)`` (one coefficient per source, broadcast
+    over layers: its features are φ summed over layers). Deterministic.
+    """
+    phi, at, y = phi.double(), at.double(), y.double()
+    offset = base.double() - (at * phi).flatten(1).sum(1)
+    feats = phi if init.dim() == 2 else phi.sum(-1)  # (k, n, L) or (k, n)
+    lam0 = init.detach().double()
+    lam = lam0.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([lam], lr=1.0, max_iter=max_iter, tolerance_grad=1e-10, tolerance_change=1e-14,
+                            history_size=20, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        pred = offset + (feats * lam).flatten(1).sum(1)
+        return tv.person_loss(pred, y, loss) + l2 * (lam - lam0).pow(2).sum()
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        value = objective()
+        value.backward()
+        return value
+
+    opt.step(closure)
+    return lam.detach().float()
+
+
+def expansion_point(options: InstantOptions, supports: Sequence[Support], shape: tuple[int, int]) -> torch.Tensor:
+    """The shared λe ``(n, L)``: uniform, or the mean of the supports' initialisations."""
+    n, L = shape
+    if options.expand_at == "uniform" or not supports:
+        return torch.full((n, L), 1.0 / n)
+    cfg = options.lambda_options(0).model_copy(update={"layerwise": True})
+    return torch.stack([tv.init_coefficients(s.expert_scores, s.y.numpy(), L, cfg) for s in supports]).mean(0)
+
+
+def _key(at: torch.Tensor) -> str:
+    return "linearized/" + hashlib.sha256(at.numpy().tobytes()).hexdigest()[:16]
+
+
+def features_for(ctx: Context, at: torch.Tensor, rows_by_source: dict[str, torch.Tensor], batch: int, progress: bool = True) -> LinearScores:
+    """The context's shared linearized scores at ``at``, extended by any rows it lacks (computed here)."""
+    key = _key(at)
+    lin = ctx.shared.get(key) or LinearScores.empty(at)
+    for source, rows in rows_by_source.items():
+        todo = lin.missing(rows)
+        if len(todo):
+            base, phi = score_features(ctx.merged, ctx.images(todo), at, ctx.template(source), batch, progress,
+                                       desc=f"features ({source})")
+            lin = lin.extended(todo, base, phi)
+    ctx.shared[key] = lin
+    return lin
+
+
+@register("instant")
+class Instant(Method):
+    """λ by a linear solve over per-image features shared by everyone (see the module docstring).
+
+    The state is ``{"lambda": (n, L)}`` (or ``(n,)``), like the exact method's.
+    """
+
+    Options = InstantOptions
+    deployable = True
+
+    def prepare(self, supports: Sequence[Support], queries: Sequence[Query], ctx: Context) -> None:
+        """Features of every support image (and query image, with linear scoring) at the shared point."""
+        if self.options.expand_at == "person":
+            if self.options.scoring == "linear":
+                raise ValueError("instant: scoring 'linear' needs a shared expansion point (expand_at uniform or mean_init)")
+            return
+        at = expansion_point(self.options, supports, ctx.merged.shape)
+        self._at_key = _key(at)
+        rows: dict[str, list[torch.Tensor]] = {}
+        for s in supports:
+            rows.setdefault(s.source, []).append(s.rows)
+        if self.options.scoring == "linear":
+            for q in queries:
+                rows.setdefault(q.source, []).append(q.rows)
+        features_for(ctx, at, {src: torch.cat(r) for src, r in rows.items()}, self.options.feature_batch)
+
+    def _linear(self, ctx: Context) -> LinearScores:
+        key = getattr(self, "_at_key", None)
+        if key is None or key not in ctx.shared:
+            raise RuntimeError("instant: no shared features; run Method.prepare on the planned supports first")
+        return ctx.shared[key]
+
+    def fit(self, support: Support, ctx: Context) -> State:
+        o = self.options
+        n, L = ctx.merged.shape
+        init = tv.init_coefficients(support.expert_scores, support.y.numpy(), L, o.lambda_options(0))
+        if o.expand_at == "person":
+            at = init if init.dim() == 2 else init[:, None].expand(n, L).contiguous()
+            base, phi = score_features(ctx.merged, ctx.images(support.rows), at, ctx.template(support.source), o.feature_batch)
+        else:
+            lin = self._linear(ctx)
+            at = lin.at
+            base, phi = lin.take(support.rows)
+        lam = solve(base, phi, at, support.y, init, o.loss, o.l2, o.max_iter)
+        if o.hybrid_steps:
+            person = tv.Person(f"{support.rater_id}/{support.repeat}", ctx.images(support.rows), support.y,
+                               support.expert_scores, support.seed)
+            lam = tv.personalize(ctx.merged, [person], ctx.template(support.source), o.lambda_options(o.hybrid_steps),
+                                 progress=False, init=lam[None])[0]
+        return {"lambda": lam}
+
+    def predict(self, state: State, query: Query, ctx: Context) -> np.ndarray:
+        if self.options.scoring == "linear":
+            lin = self._linear(ctx)
+            base, phi = lin.take(query.rows)
+            return linear_scores(base, phi, lin.at, state["lambda"]).numpy()
+        return tv.predict(ctx.merged, ctx.images(query.rows), state["lambda"], ctx.template(query.source)).numpy()
+

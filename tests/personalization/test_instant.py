@@ -1,0 +1,211 @@
+"""Instant λ: per-image features of the linearized merged scorer, the linear solve, shared features."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from aestimo.evaluation import metrics
+from aestimo.models.head import sigmoid_distribution
+from aestimo.models.merged import MergedScorer, build_task_vectors
+from aestimo.models.scorer import template_tensor
+from aestimo.personalization import task_vectors as tv
+from aestimo.personalization.instant import Instant, InstantOptions, expansion_point, features_for, solve
+from aestimo.personalization.linearized import linear_scores, score_features
+from aestimo.personalization.registry import Context, Query, Support
+
+TEMPLATE = template_tensor("five")
+
+
+class Toy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(4, 8)
+        self.out = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return sigmoid_distribution(self.out(torch.tanh(self.body(x))))
+
+
+def toy_world(n_sources=4, seed=0):
+    """θ0 scores nothing in particular; expert i turns the score up with input feature i."""
+    torch.manual_seed(seed)
+    module = Toy()
+    with torch.no_grad():
+        module.out.weight.mul_(0.01)
+    theta0 = {k: v.clone() for k, v in module.state_dict().items()}
+    up = torch.linspace(-1, 1, 10)
+    experts = {}
+    for i in range(n_sources):
+        st = {k: v.clone() for k, v in theta0.items()}
+        st["body.weight"][i] += 2.0 * torch.eye(4)[i]
+        st["out.weight"] = theta0["out.weight"] + 1.5 * up[:, None] * torch.eye(8)[i][None, :]
+        experts[f"s{i}"] = st
+    return MergedScorer(module, theta0, build_task_vectors(module, theta0, experts))
+
+
+class Rows:
+    """Stands in for the image cache: rows of a fixed input matrix."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __call__(self, rows):
+        return self.x[rows]
+
+
+def toy_context(merged, x):
+    ctx = Context(Rows(x), theta0=None, task_vectors=None, experts=merged.sources)
+    ctx.__dict__["merged"] = merged  # the toy scorer, not one loaded from a θ0 bundle
+    return ctx
+
+
+def expert_scores(merged, x):
+    n, L = merged.shape
+    with torch.no_grad():
+        return np.stack([(merged(x, torch.eye(n)[i][:, None].expand(n, L)) @ TEMPLATE).numpy() for i in range(n)])
+
+
+def person_runs(merged, x, target, k, seed, source="flickr_aes"):
+    """A person whose taste is source ``target``'s criterion: support of k rows, query of the rest."""
+    rows = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    sup, qry = rows[:k], rows[k:]
+    y = 3 + x[:, target]
+    es = expert_scores(merged, x)
+    support = Support(source, f"p{target}", k, 0, seed, sup, y[sup], es[:, sup.numpy()])
+    query = Query(source, qry, es[:, qry.numpy()])
+    return support, query, y[qry].numpy()
+
+
+def test_features_equal_finite_difference_directional_derivatives():
+    merged = toy_world()
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    n, L = merged.shape
+    at = torch.rand(n, L, generator=torch.Generator().manual_seed(2))
+    base, phi = score_features(merged, x, at, TEMPLATE, batch=4)
+    assert base.shape == (6,) and phi.shape == (6, n, L)
+    with torch.no_grad():
+        np.testing.assert_allclose(base.numpy(), (merged(x, at) @ TEMPLATE).numpy(), rtol=1e-5, atol=1e-6)
+        for seed in range(3):
+            d = torch.randn(n, L, generator=torch.Generator().manual_seed(10 + seed))
+            eps = 1e-2
+            fd = ((merged(x, at + eps * d) - merged(x, at - eps * d)) @ TEMPLATE) / (2 * eps)
+            np.testing.assert_allclose((phi * d).flatten(1).sum(1).numpy(), fd.numpy(), rtol=2e-2, atol=1e-4)
+
+
+def test_linear_objective_has_the_exact_objectives_gradient_and_first_adam_step():
+    """One source, one coefficient (layer-agnostic): at the expansion point the linear problem's
+    gradient, hence the first Adam step, is the exact method's."""
+    merged = toy_world(n_sources=1)
+    x = torch.randn(12, 4, generator=torch.Generator().manual_seed(3))
+    y = 3 + x[:, 0]
+    init = torch.tensor([0.3])
+    n, L = merged.shape
+    base, phi = score_features(merged, x, init[:, None].expand(n, L).contiguous(), TEMPLATE)
+    lam = init.clone().requires_grad_(True)
+    tv.person_loss(linear_scores(base, phi, init[:, None].expand(n, L), lam), y, "rank").backward()
+    g_lin = lam.grad.clone()
+    lam.grad = None
+    tv.person_loss(merged(x, lam) @ TEMPLATE, y, "rank").backward()
+    torch.testing.assert_close(g_lin, lam.grad, rtol=1e-4, atol=1e-7)
+
+    cfg = tv.LambdaOptions(layerwise=False, steps=1, batch_size=32, lr=(1e-2, 1e-2))
+    exact = tv.personalize(merged, [tv.Person("p", x, y, np.zeros((1, 12)), 0)], TEMPLATE, cfg, progress=False,
+                           init=init[None])[0]
+    lam_lin = init.clone().requires_grad_(True)
+    opt = torch.optim.AdamW([lam_lin], lr=1e-2, weight_decay=0.0)
+    tv.person_loss(linear_scores(base, phi, init[:, None].expand(n, L), lam_lin), y, "rank").backward()
+    opt.step()
+    torch.testing.assert_close(lam_lin.detach(), exact, rtol=1e-5, atol=1e-7)
+
+
+def test_solve_stays_at_the_initialisation_when_the_pull_dominates_or_nothing_is_ranked():
+    g = torch.Generator().manual_seed(4)
+    base, phi = torch.randn(10, generator=g), torch.randn(10, 3, 5, generator=g)
+    at, init = torch.full((3, 5), 1 / 3), torch.rand(3, 5, generator=g)
+    y = torch.randn(10, generator=g)
+    far = solve(base, phi, at, y, init, l2=0.0, max_iter=50)
+    held = solve(base, phi, at, y, init, l2=1e6)
+    assert (far - init).abs().max() > 1e-2
+    assert (held - init).abs().max() < 1e-4
+    flat = solve(base, phi, at, torch.full((10,), 2.0), init, l2=1e-2)  # all scores equal: no pair to rank
+    torch.testing.assert_close(flat, init)
+
+
+def test_instant_learns_the_matching_source_and_beats_zero_shot_on_the_query():
+    merged = toy_world()
+    x = torch.randn(200, 4, generator=torch.Generator().manual_seed(5))
+    ctx = toy_context(merged, x)
+    method = Instant(InstantOptions(l2=0.1, init="uniform"))  # a pull that keeps λ where the linearization holds
+    for target in (1, 3):
+        support, query, y_query = person_runs(merged, x, target, k=100, seed=target)
+        method.prepare([support], [query], ctx)
+        lam = method.fit(support, ctx)["lambda"]
+        assert int(lam.mean(dim=1).argmax()) == target, lam.mean(dim=1)
+        ours = metrics.srocc(y_query, method.predict({"lambda": lam}, query, ctx))
+        zero_shot = metrics.srocc(y_query, query.expert_scores.mean(0))
+        assert ours > zero_shot + 0.1, (ours, zero_shot)
+
+
+def test_shared_features_equal_per_person_features_at_the_same_point():
+    merged = toy_world()
+    x = torch.randn(60, 4, generator=torch.Generator().manual_seed(6))
+    ctx = toy_context(merged, x)
+    runs = [person_runs(merged, x, t, k=20, seed=t) for t in (0, 1, 2)]
+    shared = Instant(InstantOptions(init="uniform"))
+    shared.prepare([r[0] for r in runs], [r[1] for r in runs], ctx)  # one pass over everyone's support images
+    per_person = Instant(InstantOptions(init="uniform", expand_at="person"))  # λ0 = uniform: the same point
+    for support, _, _ in runs:
+        torch.testing.assert_close(shared.fit(support, ctx)["lambda"], per_person.fit(support, ctx)["lambda"],
+                                   rtol=1e-4, atol=1e-5)
+    lin = next(iter(ctx.shared.values()))
+    assert len(lin.rows) == len(torch.unique(torch.cat([r[0].rows for r in runs])))  # each image once
+
+
+def test_features_are_computed_once_and_extended_with_new_rows_only():
+    merged = toy_world()
+    x = torch.randn(30, 4, generator=torch.Generator().manual_seed(7))
+    ctx = toy_context(merged, x)
+    at = torch.full(merged.shape, 0.25)
+    first = features_for(ctx, at, {"flickr_aes": torch.tensor([3, 1, 2])}, batch=2, progress=False)
+    more = features_for(ctx, at, {"flickr_aes": torch.tensor([2, 5])}, batch=2, progress=False)
+    assert first.rows.tolist() == [1, 2, 3] and more.rows.tolist() == [1, 2, 3, 5]
+    b, p = more.take(torch.tensor([5, 1]))
+    b_ref, p_ref = score_features(merged, x[[5, 1]], at, TEMPLATE)
+    torch.testing.assert_close(b, b_ref)
+    torch.testing.assert_close(p, p_ref)
+    with pytest.raises(KeyError, match="no features"):
+        more.take(torch.tensor([7]))
+
+
+def test_fit_without_prepare_says_what_to_do_and_mean_init_point_is_the_mean():
+    merged = toy_world()
+    x = torch.randn(40, 4, generator=torch.Generator().manual_seed(8))
+    ctx = toy_context(merged, x)
+    support, query, _ = person_runs(merged, x, 2, k=10, seed=0)
+    with pytest.raises(RuntimeError, match="prepare"):
+        Instant().fit(support, ctx)
+    s2, _, _ = person_runs(merged, x, 1, k=10, seed=1)
+    at = expansion_point(InstantOptions(expand_at="mean_init"), [support, s2], merged.shape)
+    cfg = tv.LambdaOptions()
+    mean = (tv.init_coefficients(support.expert_scores, support.y.numpy(), merged.shape[1], cfg)
+            + tv.init_coefficients(s2.expert_scores, s2.y.numpy(), merged.shape[1], cfg)) / 2
+    torch.testing.assert_close(at, mean)
+
+
+def test_hybrid_takes_exact_steps_from_the_instant_solution_and_layer_agnostic_has_one_per_source():
+    merged = toy_world()
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(9))
+    ctx = toy_context(merged, x)
+    support, query, _ = person_runs(merged, x, 0, k=20, seed=3)
+    pure, hybrid = Instant(InstantOptions()), Instant(InstantOptions(hybrid_steps=5, lr=(1e-2, 1e-2)))
+    for m in (pure, hybrid):
+        m.prepare([support], [query], ctx)
+    lam = pure.fit(support, ctx)["lambda"]
+    person = tv.Person("p", x[support.rows], support.y, support.expert_scores, support.seed)
+    expected = tv.personalize(merged, [person], TEMPLATE, hybrid.options.lambda_options(5), progress=False, init=lam[None])[0]
+    torch.testing.assert_close(hybrid.fit(support, ctx)["lambda"], expected)
+    agnostic = Instant(InstantOptions(layerwise=False))
+    agnostic.prepare([support], [query], ctx)
+    assert agnostic.fit(support, ctx)["lambda"].shape == (merged.shape[0],)
+    assert np.isfinite(agnostic.predict(agnostic.fit(support, ctx), query, ctx)).all()
