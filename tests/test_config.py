@@ -103,7 +103,7 @@ def test_experts_stage_errors_name_the_parameter():
         config.parse("experts", _with(EXPERTS, "sources", []))
 
 
-TV = {"layerwise_rank": {"method": "task_vectors"}}
+TV = {"instant": {"method": "instant"}, "layerwise_rank": {"method": "task_vectors"}}
 
 
 def test_personalize_deploy_method_must_be_a_method():
@@ -127,14 +127,14 @@ def test_personalize_defaults_fill_the_options_a_method_has():
     built = {m.name: m.method for m in p.configured_methods(["a", "b"])}
     assert built["layerwise_rank"].options.steps == 7  # from defaults
     assert built["ens"].options.model_dump() == {}  # the ensemble has no steps: the default is not forced on it
-    own = config.parse("personalize", {"methods": {"layerwise_rank": {"method": "task_vectors", "steps": 3}}, "defaults": {"steps": 7}})
-    assert own.configured_methods([])[0].method.options.steps == 3  # an entry's own value wins
+    own = config.parse("personalize", {"methods": {"instant": {"method": "instant"}, "layerwise_rank": {"method": "task_vectors", "steps": 3}}, "defaults": {"steps": 7}})
+    assert own.configured_methods([])[1].method.options.steps == 3  # an entry's own value wins
 
 
 def test_personalize_single_expert_expands_to_one_row_per_expert():
     p = config.parse("personalize", {"methods": TV | {"zero_shot": {"method": "single_expert"}}})
     names = [m.name for m in p.configured_methods(["ava", "spaq"])]
-    assert names == ["layerwise_rank", "zero_shot_ava", "zero_shot_spaq"]
+    assert names == ["instant", "layerwise_rank", "zero_shot_ava", "zero_shot_spaq"]
 
 
 @pytest.mark.parametrize(

@@ -131,6 +131,20 @@ class Bootstrap(Strict):
     seed: int = 0
 
 
+class Selection(Strict):
+    """Settings chosen on validation people (aestimo.personalization.selection): per registry
+    method, one option and its grid; the chosen value applies to every entry of that method that
+    does not set the option itself (in its entry or in ``defaults``)."""
+
+    grids: dict[str, dict[str, list[float]]] = Field(
+        default_factory=lambda: {"instant": {"l2": [1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]}}
+    )
+    ks: list[PositiveInt] | None = None  # None = the protocol's ks (a k no validation person can fill is skipped)
+    repeats: PositiveInt = 3
+    min_query: PositiveInt = 10
+    seed: int = 2026
+
+
 class PersonalizeParams(Strict):
     people: list[str] | None = None  # "source:rater_id" (or a bare id); None = every held-out person
     max_people_per_source: int | None = Field(default=None, ge=1)
@@ -139,8 +153,9 @@ class PersonalizeParams(Strict):
     methods: dict[str, MethodEntry] = Field(min_length=1)
     defaults: dict[str, Any] = Field(default_factory=dict)  # options every method that has them takes
     batched: bool = False
-    deploy_method: str = "layerwise_rank"  # the state `aestimo score` uses
+    deploy_method: str = "instant"  # the state `aestimo score` uses
     bootstrap: Bootstrap = Bootstrap()
+    selection: Selection = Selection()
     protocol: str = "default"
     threads: int | None = None
     workers: int = Field(default=1, ge=1)  # processes sharing the runs (one thread each); 1 = here
@@ -168,9 +183,11 @@ class PersonalizeParams(Strict):
         self.configured_methods([])
         return self
 
-    def configured_methods(self, experts: list[str]) -> list[ConfiguredMethod]:
+    def configured_methods(self, experts: list[str], chosen: dict[str, dict[str, Any]] | None = None) -> list[ConfiguredMethod]:
         """Every configured entry built through the registry (``defaults`` filled in where the
-        method has such an option), expanded into its summary rows (e.g. one per expert)."""
+        method has such an option), expanded into its summary rows (e.g. one per expert).
+        ``chosen`` (per registry method, e.g. ``{"instant": {"l2": 0.1}}``, from validation people)
+        fills options that neither the entry nor ``defaults`` sets."""
         out = []
         for name, entry in self.methods.items():
             try:
@@ -178,7 +195,8 @@ class PersonalizeParams(Strict):
             except KeyError as err:
                 raise ValueError(f"parameter 'personalize.methods.{name}.method': {err.args[0]}") from None
             fields = cls.Options.model_fields
-            raw = {k: v for k, v in self.defaults.items() if k in fields} | entry.options
+            raw = {k: v for k, v in (chosen or {}).get(entry.method, {}).items() if k in fields}
+            raw |= {k: v for k, v in self.defaults.items() if k in fields} | entry.options
             try:
                 options = cls.Options.model_validate(raw)
             except ValidationError as err:

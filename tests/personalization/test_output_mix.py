@@ -108,6 +108,6 @@ def test_bad_options_are_refused_and_the_entry_is_built_from_configuration():
                "output_mix_mse": {"method": "output_mix", "loss": "mse", "ks": [10]}}
     p = config.parse("personalize", {"methods": methods, "defaults": {"steps": 50, "lr": [1e-2, 1e-3]}})
     built = {m.name: m for m in p.configured_methods(["a", "b"])}
-    assert built["output_mix"].method.options.model_dump() == {"loss": "rank", "l2": 20.0}  # the λ defaults stay out
+    assert built["output_mix"].method.options.model_dump() == {"loss": "rank", "l2": 10.0}  # the λ defaults stay out
     assert built["output_mix_mse"].method.options.loss == "mse"
     assert built["output_mix_mse"].ks == [10]

@@ -86,6 +86,15 @@ def summarize(metrics_table: pl.DataFrame, by_source: bool = False, seed: int = 
     return pl.DataFrame(rows, schema=schema).sort(order, descending=[False] * (len(order) - 1) + [True])
 
 
+def gains(metrics_table: pl.DataFrame, method: str, versus: str) -> pl.DataFrame:
+    """Each person's mean SROCC difference ``method − versus`` per k (repeats both have, averaged first)."""
+    run = [*PERSON, "k", "repeat"]
+    a = metrics_table.filter(pl.col("method") == method).select(*run, pl.col("srocc").alias("a"))
+    b = metrics_table.filter(pl.col("method") == versus).select(*run, pl.col("srocc").alias("b"))
+    both = a.join(b, on=run, how="inner").filter(pl.col("a").is_not_nan() & pl.col("b").is_not_nan())
+    return both.group_by("k", *PERSON).agg((pl.col("a") - pl.col("b")).mean().alias("gain")).sort("k", *PERSON)
+
+
 COMPARISON_SCHEMA = {
     "method": pl.String, "versus": pl.String, "k": pl.Int64, "people": pl.Int64, "mean_diff": pl.Float64,
     "diff_ci_low": pl.Float64, "diff_ci_high": pl.Float64, "wins": pl.Int64, "losses": pl.Int64, "ties": pl.Int64,
@@ -97,11 +106,7 @@ def paired(metrics_table: pl.DataFrame, method: str, versus: str, seed: int = 0,
     """``method`` against ``versus`` per k, over the people both have: each person's mean SROCC
     difference (repeats averaged first, on the runs both methods have), wins / losses / ties over
     people, the bootstrap interval of the mean difference and the Wilcoxon test over people."""
-    run = [*PERSON, "k", "repeat"]
-    a = metrics_table.filter(pl.col("method") == method).select(*run, pl.col("srocc").alias("a"))
-    b = metrics_table.filter(pl.col("method") == versus).select(*run, pl.col("srocc").alias("b"))
-    both = a.join(b, on=run, how="inner").filter(pl.col("a").is_not_nan() & pl.col("b").is_not_nan())
-    people = both.group_by("k", *PERSON).agg((pl.col("a") - pl.col("b")).mean().alias("d")).sort("k", *PERSON)
+    people = gains(metrics_table, method, versus).rename({"gain": "d"})
     rows = []
     for (k,), t in people.group_by(["k"], maintain_order=True):
         d = t["d"].to_numpy()

@@ -98,16 +98,16 @@ def _own(state: State) -> State:
 
 
 def prepare(ctx: Context, jobs: Sequence[Job]) -> dict[str, float]:
-    """Each method's :meth:`Method.prepare` on the supports and queries of its jobs, here, once;
-    returns the seconds each took (a method reusing another's shared work pays nothing)."""
-    by_name: dict[str, list[Job]] = {}
+    """Each method's :meth:`Method.prepare` on the supports and queries of its jobs, here, once per
+    method object; returns the seconds each row name took (work another method already shared costs nothing)."""
+    by_method: dict[int, list[Job]] = {}
     for j in jobs:
-        by_name.setdefault(j.name, []).append(j)
-    seconds = {}
-    for name, js in by_name.items():
+        by_method.setdefault(id(j.method), []).append(j)
+    seconds: dict[str, float] = {}
+    for js in by_method.values():
         t0 = time.perf_counter()
         js[0].method.prepare([j.support for j in js], [j.query for j in js], ctx)
-        seconds[name] = time.perf_counter() - t0
+        seconds[js[0].name] = seconds.get(js[0].name, 0.0) + time.perf_counter() - t0
     return seconds
 
 

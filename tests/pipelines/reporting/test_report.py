@@ -34,6 +34,7 @@ def test_report_names_the_protocol_and_every_section():
         summary.with_columns(pl.lit("flickr_aes").alias("source")),
         pl.DataFrame({"method": ["layerwise_rank"] * 2, "versus": ["layeragnostic_rank", "zero_shot_ava"], "k": [10, 10], "wilcoxon_p": [0.04, 0.5]}),
         pl.DataFrame({"method": ["layerwise_rank"], "seconds": [1.0]}),
+        pl.DataFrame({"value": [0.01, 0.1], "k": [10, 10], "people": [5, 5], "srocc_mean": [0.3, 0.35], "chosen": [False, True]}),
         {"methods": {"layerwise_rank": {"method": "task_vectors"}}, "protocol": "tiny test protocol"},
     )
     assert "tiny test protocol" in html
@@ -41,3 +42,4 @@ def test_report_names_the_protocol_and_every_section():
         assert f"<h2>{title}" in html
     assert html.count("zero_shot_ava") == 1  # single experts only in the full table
     assert "layeragnostic_rank" in html and "Wilcoxon" in html  # the paired comparison is shown
+    assert "validation people" in html and "0.350" in html  # the L2 choice and its figures

@@ -22,7 +22,8 @@ from aestimo.data.images import CachedImages  # noqa: E402
 from aestimo.evaluation import people  # noqa: E402
 from aestimo.evaluation.report import main_methods  # noqa: E402
 from aestimo.models.theta0 import normalisation  # noqa: E402
-from aestimo.personalization import Context, runs  # noqa: E402
+from aestimo.personalization import Context, runs, selection  # noqa: E402
+from aestimo.personalization.registry import method_class  # noqa: E402
 from aestimo.personalization.pool import prepare, run_batched, run_jobs  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,51 @@ def plan_personalization(
     return runs.plan(fewshot_splits, ratings, generic_splits, p.people, p.ks, p.repeats, p.max_people_per_source)
 
 
+def _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors) -> Context:
+    images = CachedImages(image_cache["pixels"], theta0.meta["input_size"], *normalisation(theta0))
+    if backbone_features.meta["image_ids"] != image_cache.meta["image_ids"]:
+        raise ValueError("backbone_features and image_cache list different images: rerun the experts pipeline")
+    return Context(images, theta0, task_vectors, runs.expert_names(expert_predictions), backbone_features["features"])
+
+
+def choose_settings(
+    ratings: pl.DataFrame,
+    test_people: pl.DataFrame,
+    generic_splits: pl.DataFrame,
+    expert_predictions: pl.DataFrame,
+    image_cache: TensorBundle,
+    backbone_features: TensorBundle,
+    theta0: TensorBundle,
+    task_vectors: TensorBundle,
+    params: dict[str, Any],
+) -> pl.DataFrame:
+    """Each ``selection.grids`` setting (instant's L2 pull, ...), chosen on validation people (no
+    expert learned from them, not test people): mean SROCC over them per value, the chosen one marked."""
+    p = _params(params)
+    sel = p.selection
+    ks = sel.ks or p.ks or [10, 100]
+    splits = selection.validation_splits(ratings, test_people, generic_splits, ks, sel.repeats, sel.min_query, sel.seed)
+    if splits.height == 0:
+        log.warning(
+            "no validation people to choose settings on (raters no expert learned from, not test people, with "
+            ">= %d + %d ratings): methods keep the values their parameters give (or their defaults)", min(ks), sel.min_query,
+        )
+        return pl.DataFrame(schema=selection.SELECTION_SCHEMA)
+    val_plan = splits.select(*runs.RUN, "seed").unique().sort(*runs.RUN)
+    ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors)
+    data = runs.run_data(val_plan, splits, ratings, expert_predictions, image_cache.meta["image_ids"])
+    configured = p.configured_methods(ctx.experts)
+    tables = []
+    for name, grid in sel.grids.items():
+        cls = method_class(name)
+        entry = next((m for m in configured if isinstance(m.method, cls)), None)
+        base = entry.method.options if entry is not None else cls.Options()
+        for option, values in grid.items():
+            _, t = selection.choose(values, lambda v: cls(base.model_copy(update={option: v})), data, ctx, p.workers)
+            tables.append(t.with_columns(pl.lit(name).alias("method"), pl.lit(option).alias("option")))
+    return pl.concat(tables).select(list(selection.SELECTION_SCHEMA)) if tables else pl.DataFrame(schema=selection.SELECTION_SCHEMA)
+
+
 def personalize_people(
     plan: pl.DataFrame,
     fewshot_splits: pl.DataFrame,
@@ -55,18 +101,17 @@ def personalize_people(
     backbone_features: TensorBundle,
     theta0: TensorBundle,
     task_vectors: TensorBundle,
+    chosen_settings: pl.DataFrame,
     params: dict[str, Any],
 ) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame]:
     """Every configured method on every planned person × k × repeat: each person's fitted states,
-    SROCC / PLCC on the query images, and the time spent fitting."""
+    SROCC / PLCC on the query images, and the time spent (with the settings chosen on validation
+    people, where the parameters do not set them)."""
     p = _params(params)
-    experts = runs.expert_names(expert_predictions)
-    images = CachedImages(image_cache["pixels"], theta0.meta["input_size"], *normalisation(theta0))
-    if backbone_features.meta["image_ids"] != image_cache.meta["image_ids"]:
-        raise ValueError("backbone_features and image_cache list different images: rerun the experts pipeline")
-    ctx = Context(images, theta0, task_vectors, experts, backbone_features["features"])
+    ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors)
+    experts = ctx.experts
     data = runs.run_data(plan, fewshot_splits, ratings, expert_predictions, image_cache.meta["image_ids"], world_utilities)
-    jobs = runs.build_jobs(p.configured_methods(experts), data)
+    jobs = runs.build_jobs(p.configured_methods(experts, selection.chosen_settings(chosen_settings)), data)
     log.info("personalizing: %d runs (%d methods) on %d worker(s)", len(jobs), len(p.methods), 1 if p.batched else p.workers)
     prepared = prepare(ctx, jobs)
     results = run_batched(ctx, jobs) if p.batched else run_jobs(ctx, jobs, workers=p.workers)
@@ -109,6 +154,51 @@ def plot_summary(summary: pl.DataFrame) -> plt.Figure:
     ax.set_xlabel("mean SROCC over people (95 % bootstrap interval over people)")
     ax.set_title("few-shot personalization")
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_gains(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> plt.Figure:
+    """Each person's gain in SROCC of the deployed method over the zero-shot ensemble (repeats
+    averaged first), one bar per person, sorted, one panel per k (as the reference paper's Figure 1)."""
+    p = config.parse("personalize", params)
+    gains = people.gains(personalization_metrics, p.deploy_method, "zero_shot_ensemble")
+    ks = sorted(gains["k"].unique().to_list()) or [0]
+    fig, axes = plt.subplots(1, len(ks), figsize=(5 * len(ks), 3.2), squeeze=False)
+    for ax, k in zip(axes[0], ks):
+        g = gains.filter(pl.col("k") == k).sort("gain")
+        colors = ["tab:green" if v > 0 else "tab:red" for v in g["gain"]]
+        ax.bar(np.arange(g.height), g["gain"].to_numpy(), color=colors, width=0.9)
+        ax.axhline(0, color="black", lw=0.8)
+        wins = int((g["gain"] > 0).sum())
+        ax.set_title(f"k = {k}: {wins} of {g.height} people gain")
+        ax.set_xlabel("people (sorted by gain)")
+        ax.set_xticks([])
+    axes[0][0].set_ylabel(f"SROCC gain of {p.deploy_method}\nover the zero-shot ensemble")
+    fig.tight_layout()
+    return fig
+
+
+def plot_cost(summary: pl.DataFrame, timings: pl.DataFrame, params: dict[str, Any]) -> plt.Figure:
+    """Mean SROCC over people against seconds per person (one fit, shared work shared out; log
+    scale), per k; ceilings and single experts left out. Seconds are this machine's."""
+    p = config.parse("personalize", params)
+    ceilings = {m.name for m in p.configured_methods([]) if m.method.ceiling}
+    cost = timings.group_by("method", "k").agg(
+        ((pl.col("seconds") + pl.col("prepare_seconds")).sum() / pl.col("runs").sum()).alias("seconds_per_person"))
+    s = summary.filter(main_methods("method") & ~pl.col("method").is_in(list(ceilings))).join(cost, on=["method", "k"], how="left")
+    ks = sorted(s["k"].unique().to_list()) or [0]
+    fig, axes = plt.subplots(1, len(ks), figsize=(5 * len(ks), 3.6), squeeze=False)
+    for ax, k in zip(axes[0], ks):
+        t = s.filter(pl.col("k") == k)
+        x = np.maximum(t["seconds_per_person"].fill_null(0).to_numpy(), 1e-4)  # nothing learned: drawn at 0.1 ms
+        ax.scatter(x, t["srocc_mean"].to_numpy())
+        for xi, yi, name in zip(x, t["srocc_mean"].to_numpy(), t["method"].to_list()):
+            ax.annotate(name, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_title(f"k = {k}")
+        ax.set_xlabel("seconds per person (this machine)")
+    axes[0][0].set_ylabel("mean SROCC over people")
     fig.tight_layout()
     return fig
 

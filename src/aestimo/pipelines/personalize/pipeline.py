@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import compare_methods, personalize_people, plan_personalization, plot_summary, summarize
+from .nodes import choose_settings, compare_methods, personalize_people, plan_personalization, plot_cost, plot_gains, plot_summary, summarize
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -15,10 +15,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plan_personalization",
             ),
             Node(
+                choose_settings,
+                inputs=[
+                    "ratings", "test_people", "generic_splits", "expert_predictions", "image_cache", "backbone_features",
+                    "theta0", "task_vectors", "params:personalize",
+                ],
+                outputs="chosen_settings",
+                name="choose_settings",
+            ),
+            Node(
                 personalize_people,
                 inputs=[
                     "personalization_plan", "fewshot_splits", "ratings", "expert_predictions", "world_utilities",
-                    "image_cache", "backbone_features", "theta0", "task_vectors", "params:personalize",
+                    "image_cache", "backbone_features", "theta0", "task_vectors", "chosen_settings", "params:personalize",
                 ],
                 outputs=["user_coefficients", "personalization_metrics", "personalization_timings"],
                 name="personalize_people",
@@ -36,6 +45,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="compare_methods",
             ),
             Node(plot_summary, inputs="personalization_summary", outputs="personalization_summary_plot", name="plot_personalization_summary"),
+            Node(plot_gains, inputs=["personalization_metrics", "params:personalize"], outputs="personalization_gains_plot",
+                 name="plot_personalization_gains"),
+            Node(plot_cost, inputs=["personalization_summary", "personalization_timings", "params:personalize"],
+                 outputs="personalization_cost_plot", name="plot_personalization_cost"),
         ],
         tags="personalization",
     )

@@ -19,6 +19,7 @@ def build_report(
     personalization_summary_by_source: pl.DataFrame,
     personalization_comparisons: pl.DataFrame,
     personalization_timings: pl.DataFrame,
+    chosen_settings: pl.DataFrame,
     personalize_params: dict[str, Any],
 ) -> str:
     """The run's HTML report (plots are the PNGs written beside it, under 08_reporting)."""
@@ -29,10 +30,18 @@ def build_report(
             "Personalization",
             "<p>The unit is the person: each person's repeats are averaged first. Mean SROCC over "
             "held-out people with a 95 % bootstrap interval over people (srocc_std: std over repeats "
-            "of the people-averaged SROCC), on each person's query images. Zero-shot ensemble = mean "
-            "of the experts; oracle = the person's noise-free utility (a ceiling, synthetic world only).</p>"
+            "of the people-averaged SROCC), on each person's query images; <em>people</em> says how many "
+            "people a row has (a method run on a sample has fewer). Zero-shot ensemble = mean of the "
+            "experts. Ceilings read what no method may: noise_ceiling the person's noise-free utility "
+            "(synthetic world only), mixing_ceiling the best mix of the experts' outputs fitted on the "
+            "query's ratings.</p>"
             + table_html(main)
             + "<img src='personalization/summary.png' alt='summary plot'>"
+            + f"<h3>Who gains: {p.deploy_method} over the zero-shot ensemble, person by person</h3>"
+            + "<img src='personalization/gains.png' alt='per-person gains'>"
+            + "<h3>Accuracy against cost</h3><p>Seconds per person on this machine (a method's shared "
+            "work, e.g. instant's feature pass, shared out over its runs); they change from machine to machine.</p>"
+            + "<img src='personalization/cost.png' alt='SROCC against seconds per person'>"
             + f"<h3>{p.deploy_method} against each other method, on the same runs</h3>"
             "<p>Paired over people (repeats averaged first): mean SROCC difference with its bootstrap "
             "interval, wins / losses / ties over people, and a two-sided Wilcoxon signed-rank p-value "
@@ -43,7 +52,12 @@ def build_report(
             + "<h3>Every method, single experts included</h3>"
             + table_html(personalization_summary)
             + "<h3>Time spent</h3>"
-            + table_html(personalization_timings),
+            + table_html(personalization_timings)
+            + "<h3>Settings chosen on validation people</h3><p>Instant's L2 pull and the output mix's, "
+            "chosen on raters no expert learned from who are not test people, on their own query images; "
+            "test people are never read. Mean SROCC over validation people per value (the chosen one "
+            "marked); empty when there are none.</p>"
+            + table_html(chosen_settings),
         ),
         (
             "Experts: SROCC of every expert on every source's test split",

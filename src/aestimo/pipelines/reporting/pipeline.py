@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "ingest_counts", "world_statistics", "expert_metrics", "task_vector_similarity",
                     "personalization_summary", "personalization_summary_by_source", "personalization_comparisons", "personalization_timings",
-                    "params:personalize",
+                    "chosen_settings", "params:personalize",
                 ],
                 outputs="report",
                 name="build_report",
