@@ -49,7 +49,7 @@ def project(tmp_path_factory) -> Path:
 def person(project) -> tuple[str, Path]:
     """A personalized person (``source:rater_id``) and the folder of their model files."""
     models = project / "data" / "smoke" / "06_models"
-    key = sorted(p.stem for p in (models / "user_coefficients").glob("*.safetensors"))[0]
+    key = sorted(p.stem for p in (models / "user_coefficients").glob("flickr_aes__*.safetensors"))[0]
     return key.replace("__", ":", 1), models
 
 

@@ -137,10 +137,10 @@ class Selection(Strict):
     does not set the option itself (in its entry or in ``defaults``)."""
 
     grids: dict[str, dict[str, list[float]]] = Field(
-        default_factory=lambda: {"instant": {"l2": [1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]}}
+        default_factory=lambda: {"instant": {"l2": [0.3, 1.0, 3.0, 10.0, 30.0, 100.0]}}
     )
     ks: list[PositiveInt] | None = None  # None = the protocol's ks (a k no validation person can fill is skipped)
-    repeats: PositiveInt = 3
+    repeats: PositiveInt = 2
     min_query: PositiveInt = 10
     seed: int = 2026
 

@@ -3,11 +3,13 @@
 ``aestimo score --user <id> <image or folder> ...`` scores images for one
 personalized person of the project in the current folder (or ``--project``);
 ``--theta0 --task-vectors --coefficients`` score from those files, anywhere.
+``aestimo personalize RATINGS.csv --name NAME`` personalizes a new person from
+their own ratings file into the project's ``user_coefficients``, as ``own:NAME``.
 
 The scores table is the only thing written to stdout: Kedro's log lines,
 warnings and error messages go to stderr, so ``aestimo score ... > scores.csv``
-is a clean CSV. The exit codes are listed in :data:`EXIT_CODES` (and in
-``aestimo score --help``).
+is a clean CSV. The exit codes are listed in :data:`EXIT_CODES` and
+:data:`PERSONALIZE_EXIT_CODES` (and in ``aestimo score --help``, ``aestimo personalize --help``).
 
 This module is imported by ``conf/logging.yml`` (:data:`STDERR_CONSOLE`), so
 it imports nothing heavy at the top.
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from aestimo.personalization.new_person import NewPerson
     from aestimo.scoring import PersonalScorer
 
 #: Where the project's log lines go (``conf/logging.yml``'s rich handler): stderr, never stdout.
@@ -42,9 +45,26 @@ exit codes:
   {CRASH}  unexpected error: one line on stderr (the traceback with --debug,
      or with AESTIMO_DEBUG=1)
 """
+PERSONALIZE_EXIT_CODES = f"""\
+exit codes:
+  {OK}  the person was personalized on every rating and saved
+  {SOME_FAILED}  saved, but some rated images could not be read (missing, not an
+     image): each is named on stderr (file, row); the others were used
+  {USAGE}  nothing saved: bad arguments, a bad ratings file (named by file, row
+     and column), too few usable ratings or all of one score, a name that
+     exists (without --overwrite), not an Aestimo project or environment, or
+     no trained experts in it
+  {CRASH}  unexpected error: one line on stderr (the traceback with --debug,
+     or with AESTIMO_DEBUG=1)
+"""
 
 _API_HINT = "pass project= the project folder, or theta0=, task_vectors= and coefficients= paths"
 _CLI_HINT = "pass --project the project folder, or --theta0, --task-vectors and --coefficients"
+_PERSONALIZE_HINT = "run it in the project folder, or pass --project the project folder"
+
+#: The catalog entries that hold personalized people: the pipeline's people and `aestimo personalize`'s,
+#: then the people of the ``new_people_ratings`` files (``personalize_new_people``).
+PEOPLE_DATASETS = ("user_coefficients", "new_people_coefficients")
 
 
 class NotAProjectError(ValueError):
@@ -73,55 +93,186 @@ def project_root(project_path: str | Path = ".") -> Path:
     return path
 
 
-def project_scorer(
-    user: str, project_path: str | Path = ".", env: str | None = None, method: str | None = None, k: int | None = None, repeat: int = 0
-) -> PersonalScorer:
-    """The scorer of ``user`` (``source:rater_id`` or a bare id) among a project's personalized people.
+def _run_hint(env: str | None, to_outputs: str | None = None) -> str:
+    return "kedro run --pipeline personalize" + (f" --to-outputs {to_outputs}" if to_outputs else "") + (f" --env {env}" if env else "")
 
-    Raises :class:`NotAProjectError` (a ``ValueError``) when ``project_path`` is not an Aestimo
-    project or ``env`` not one of its environments, :class:`~aestimo.personalization.keys.UnknownPersonError`
-    for an unknown person and ``FileNotFoundError`` when the project's run has not written the models yet.
-    """
+
+def open_project(project_path: str | Path = ".", env: str | None = None):
+    """``(project root, catalog, parameters)`` of an Aestimo project; ``ValueError`` (:class:`NotAProjectError`
+    for a folder that is no Aestimo project) when it or its environment cannot be opened."""
     project_path = project_root(project_path)  # before Kedro is imported: a clear message, no Kedro output
 
     from kedro.config import MissingConfigException
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
-    from kedro.io import DatasetError
 
-    from aestimo.personalization.keys import match_person, split_person_key
-    from aestimo.scoring import PersonalScorer
+    from aestimo.hooks import InvalidSettings
 
     bootstrap_project(project_path)
     try:
         with KedroSession.create(project_path=project_path, env=env) as session:
-            catalog = session.load_context().catalog
+            context = session.load_context()
+            catalog, params = context.catalog, context.params  # the configuration is read here
     except MissingConfigException as err:
         if env is None:
             raise ValueError(f"the configuration of '{project_path}' is incomplete: {err}") from err
         conf = project_path / "conf"
         envs = sorted(p.name for p in conf.iterdir() if p.is_dir()) if conf.is_dir() else []
         raise ValueError(f"no Kedro environment '{env}' in {conf} (environments: {', '.join(envs)})") from err
+    except InvalidSettings as err:  # the project's parameter check (a SystemExit): a plain error here
+        raise ValueError(str(err).removeprefix("error: ")) from None
+    return project_path, catalog, params
 
-    def load(name: str):
+
+def _load(catalog, name: str, project_path: Path, env: str | None, what: str, run: str):
+    from kedro.io import DatasetError
+
+    try:
+        return catalog.load(name)
+    except DatasetError as err:
+        raise FileNotFoundError(
+            f"{err} ({what} of '{project_path}', environment {env or 'local'}, are missing or unreadable: "
+            f"run `{run}` there first)"
+        ) from err
+
+
+def project_people(catalog) -> dict[str, tuple[str, object]]:
+    """Every personalized person of a project's catalog: ``{<source>__<rater_id>: (dataset, loader)}``,
+    from :data:`PEOPLE_DATASETS` (an empty, absent or unconfigured one holds nobody). A person in
+    both is listed with ``dataset`` naming both (``"user_coefficients+new_people_coefficients"``)."""
+    from kedro.io import DatasetError
+
+    people: dict[str, tuple[str, object]] = {}
+    for name in PEOPLE_DATASETS:
         try:
-            return catalog.load(name)
-        except DatasetError as err:
-            run = "kedro run --pipeline personalize" + (f" --env {env}" if env else "")
-            raise FileNotFoundError(
-                f"{err} (the models of '{project_path}', environment {env or 'local'}, are missing or unreadable: "
-                f"run `{run}` there first)"
-            ) from err
+            partitions = catalog.load(name)
+        except DatasetError:  # "No partitions found", or not in this project's catalog
+            continue
+        for key, loader in partitions.items():
+            if key in people:
+                people[key] = (f"{people[key][0]}+{name}", people[key][1])
+            else:
+                people[key] = (name, loader)
+    return people
 
-    partitions = load("user_coefficients")
-    key = match_person(user, partitions)
+
+def project_scorer(
+    user: str, project_path: str | Path = ".", env: str | None = None, method: str | None = None, k: int | None = None, repeat: int = 0
+) -> PersonalScorer:
+    """The scorer of ``user`` (``source:rater_id`` or a bare id) among a project's personalized people
+    (the pipeline's, `aestimo personalize`'s and the ``new_people_ratings`` files').
+
+    Raises :class:`NotAProjectError` (a ``ValueError``) when ``project_path`` is not an Aestimo
+    project or ``env`` not one of its environments, :class:`~aestimo.personalization.keys.UnknownPersonError`
+    for an unknown person and ``FileNotFoundError`` when the project's run has not written the models yet.
+    """
+    project_path, catalog, _ = open_project(project_path, env)
+
+    from aestimo.personalization.keys import match_person, split_person_key
+    from aestimo.scoring import PersonalScorer
+
+    people = project_people(catalog)
+    if not people:
+        raise FileNotFoundError(
+            f"no personalized people in '{project_path}', environment {env or 'local'}: run `{_run_hint(env)}` there first "
+            "(or personalize yourself: aestimo personalize RATINGS.csv --name NAME)"
+        )
+    key = match_person(user, people)
+    where, loader = people[key]
     source = split_person_key(key)[0]
-    return PersonalScorer.from_bundles(load("theta0"), load("task_vectors"), partitions[key](), method, k, repeat, source)
+    if "+" in where:
+        raise ValueError(
+            f"'{key.replace('__', ':', 1)}' has coefficients in both {' and '.join(where.split('+'))}: the name of a "
+            "new_people_ratings file is taken by `aestimo personalize`; rename or remove one of them"
+        )
+    coefficients = _load_partition(loader, key, where)
+    theta0 = _load(catalog, "theta0", project_path, env, "the models", _run_hint(env))
+    task_vectors = _load(catalog, "task_vectors", project_path, env, "the models", _run_hint(env))
+    return PersonalScorer.from_bundles(theta0, task_vectors, coefficients, method, k, repeat, source)
+
+
+def _load_partition(loader, key: str, where: str):
+    from kedro.io import DatasetError
+
+    try:
+        return loader()
+    except DatasetError as err:
+        raise FileNotFoundError(f"the coefficients of '{key.replace('__', ':', 1)}' in {where} are unreadable: {err}") from err
+
+
+def project_personalize(
+    ratings: str | Path,
+    name: str,
+    project_path: str | Path = ".",
+    env: str | None = None,
+    scale: tuple[float, float] | None = None,
+    overwrite: bool = False,
+) -> tuple[NewPerson, str]:
+    """Personalize ``name`` from a ratings file with the project's deployed method and save them in
+    its ``user_coefficients`` as ``own__<name>`` (:mod:`aestimo.personalization.new_person`).
+    Returns the person and where the file went.
+
+    Raises ``ValueError`` (:class:`~aestimo.personalization.new_person.RatingsError` for the
+    ratings, :class:`NotAProjectError` for the project) when nothing can be saved, and
+    ``FileNotFoundError`` when the project has no trained experts yet. Nothing is written then.
+    """
+    from aestimo import config
+    from aestimo.data.scales import USER_SOURCE
+    from aestimo.personalization.keys import person_key
+    from aestimo.personalization.new_person import check_name, personalize_new_person, read_ratings
+
+    check_name(name)
+    project_path = project_root(project_path)
+    rated = read_ratings(ratings, scale)  # a bad file is named before Kedro starts
+    project_path, catalog, project_params = open_project(project_path, env)
+    key = person_key(USER_SOURCE, name)
+    known = project_people(catalog)
+    if key in known:
+        where = known[key][0]
+        if where != "user_coefficients":
+            raise ValueError(
+                f"'{USER_SOURCE}:{name}' is a new person of the new_people_ratings files ({name}.csv, personalized by "
+                "`kedro run`): choose another --name, or remove that file"
+            )
+        if not overwrite:
+            raise ValueError(f"a person '{USER_SOURCE}:{name}' exists already: pass --overwrite to replace them, or choose another --name")
+    dataset = catalog.get("user_coefficients")
+    if getattr(dataset, "_overwrite", False):  # saving one partition would delete every other person
+        raise ValueError("the catalog's user_coefficients has 'overwrite: true': saving one person would remove the others")
+    params = config.parse("personalize", project_params.get("personalize", {}))
+    what, run = "the trained experts (θ0 and the task vectors)", _run_hint(env, "task_vectors")
+    theta0 = _load(catalog, "theta0", project_path, env, what, run)
+    task_vectors = _load(catalog, "task_vectors", project_path, env, what, run)
+    person = personalize_new_person(rated, name, theta0, task_vectors, params, _chosen_settings(catalog))
+    catalog.save("user_coefficients", {person.key: person.bundle})  # one partition, written atomically
+    folder = getattr(dataset, "_path", None)
+    suffix = getattr(dataset, "_filename_suffix", "") or ""
+    return person, str(Path(folder) / f"{person.key}{suffix}") if folder else f"user_coefficients/{person.key}"
+
+
+def _chosen_settings(catalog) -> dict | None:
+    """The settings the run chose on validation people (``chosen_settings``), as the pipeline deploys
+    them; None (the configured values) where the run has not chosen them yet."""
+    import logging
+
+    from kedro.io import DatasetError
+
+    from aestimo.personalization.selection import chosen_settings
+
+    try:
+        return chosen_settings(catalog.load("chosen_settings"))
+    except DatasetError:
+        logging.getLogger(__name__).warning(
+            "no chosen_settings in this project yet (`kedro run --pipeline personalize` chooses them on validation "
+            "people): personalizing with the configured values"
+        )
+        return None
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="aestimo", description="Personalized image aesthetic scores.", epilog=EXIT_CODES,
+        prog="aestimo", description="Personalized image aesthetic scores.",
+        epilog="aestimo score:\n" + EXIT_CODES + "\naestimo personalize:\n" + PERSONALIZE_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,6 +295,31 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--repeat", type=int, default=0)
     sc.add_argument("--output", "-o", default=None, help="write the table as CSV here instead of printing it")
     sc.add_argument("--debug", action="store_true", help="on an unexpected error, print the full traceback")
+
+    pe = sub.add_parser(
+        "personalize", help="personalize a new person from their own ratings file",
+        description="""\
+Personalize a new person from their own ratings with the project's deployed
+method (personalize.deploy_method) and save them in its user_coefficients as
+own:NAME, for `aestimo score --user NAME`. Messages go to stderr.
+
+RATINGS is a CSV, one row per image, two columns: the image path (relative
+paths resolve against the CSV's folder) and the score. A header row is
+optional (a first row whose score is not a number and whose path is no image
+file name); blank lines and lines starting with # are skipped; a line
+'# scale: LO-HI' states the scale. At least 10 rows with readable images,
+not all of one score.""",
+        epilog=PERSONALIZE_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pe.add_argument("ratings", help="the ratings CSV: image path, score")
+    pe.add_argument("--name", required=True, help="the person's name (letters, digits, . _ -): scored as --user NAME or own:NAME")
+    pe.add_argument("--scale", default=None, metavar="LO-HI",
+                    help="the rating scale, e.g. 1-5 or 0-100 (default: the file's '# scale:' line, else the smallest "
+                    "of 1-5, 1-10, 0-10, 0-100 that holds every score); scores outside it are an error")
+    pe.add_argument("--project", default=".", help="the Aestimo project folder (default: .)")
+    pe.add_argument("--env", default=None, help="Kedro environment whose catalog holds the models")
+    pe.add_argument("--overwrite", action="store_true", help="replace a person of this name made by an earlier aestimo personalize")
+    pe.add_argument("--debug", action="store_true", help="on an unexpected error, print the full traceback")
     return parser
 
 
@@ -157,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         # Whatever writes to stdout while the scorer is built and the images scored (Kedro's
         # logging configured from any logging.yml, warnings, a library's print) lands on stderr.
         with contextlib.redirect_stdout(sys.stderr):
+            if args.command == "personalize":
+                return _personalize(parser, args)
             return _score(parser, args, table_out)
     except Exception as err:  # noqa: BLE001  (anything unexpected: one line, exit 3)
         if debug:
@@ -207,6 +385,48 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace, table_out)
         result.table.write_csv(table_out)
         table_out.flush()
     return SOME_FAILED if result.errors else OK
+
+
+def _personalize(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from aestimo.bundle import BundleError
+    from aestimo.data.scales import USER_SOURCE
+    from aestimo.personalization.new_person import check_name, format_scale, parse_scale
+
+    try:
+        check_name(args.name)
+    except ValueError as err:
+        parser.error(f"--name: {err}")
+    scale = None
+    if args.scale is not None:
+        try:
+            scale = parse_scale(args.scale)
+        except ValueError as err:
+            parser.error(f"--scale: {err}")
+    try:
+        try:
+            person, where = project_personalize(args.ratings, args.name, args.project, args.env, scale, args.overwrite)
+        except NotAProjectError as err:
+            raise NotAProjectError(err.path, err.reason, _PERSONALIZE_HINT) from None
+    except (NotAProjectError, BundleError, FileNotFoundError, ValueError) as err:
+        lines = str(err).splitlines()
+        print("error: " + " ".join(lines[0].split()), file=sys.stderr)
+        for line in lines[1:]:  # the unreadable images behind too few ratings, one per line
+            print(f"  {line.strip()}", file=sys.stderr)
+        return USAGE
+    for problem in person.problems:
+        print(f"left out: {problem}", file=sys.stderr)
+    meta = person.bundle.meta
+    origin = {"given": "from --scale"}.get(person.scale_origin, person.scale_origin)
+    hint = "; pass --scale LO-HI if yours is another" if origin.startswith("inferred") else ""
+    chosen = "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}" for k, v in person.chosen.items())
+    chosen = f" ({chosen[2:]} chosen on validation people)" if chosen else ""
+    print(
+        f"personalized '{USER_SOURCE}:{args.name}' with '{person.method}'{chosen} on {person.used} of {person.used + len(person.problems)} "
+        f"ratings (scale {format_scale(meta['scale'])}, {origin}{hint}); saved {where}",
+        file=sys.stderr,
+    )
+    print(f"score with: aestimo score --user {USER_SOURCE}:{args.name} PHOTOS...", file=sys.stderr)
+    return SOME_FAILED if person.problems else OK
 
 
 if __name__ == "__main__":

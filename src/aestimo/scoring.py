@@ -18,7 +18,7 @@ import torch
 
 from aestimo.bundle import TensorBundle, load_bundle
 from aestimo.data.images import center_view, load_image, to_float
-from aestimo.data.scales import SCALES
+from aestimo.data.scales import SCALES, Scale, user_scale
 from aestimo.models.merged import merge_state
 from aestimo.models.scorer import Scorer, template_tensor
 from aestimo.models.theta0 import load_scorer, normalisation
@@ -38,10 +38,11 @@ class ScoreResult:
 class PersonalScorer:
     """A person's merged scorer, ready to score images (the model is built once)."""
 
-    def __init__(self, theta0: TensorBundle, task_vectors: TensorBundle, lam: torch.Tensor, source: str):
+    def __init__(self, theta0: TensorBundle, task_vectors: TensorBundle, lam: torch.Tensor, source: str, scale: Scale | None = None):
         self.scorer: Scorer = load_scorer(theta0, merge_state(theta0, task_vectors, lam))
         self.source = source
-        self.template = template_tensor(SCALES[source].template)
+        self.scale = scale if scale is not None else SCALES[source]  # the person's own (a new person's file states it)
+        self.template = template_tensor(self.scale.template)
         self.cache_size = int(theta0.meta.get("cache_size", theta0.meta["input_size"]))
         self.crop = int(theta0.meta["input_size"])
         self.norm = normalisation(theta0)
@@ -57,13 +58,17 @@ class PersonalScorer:
         repeat: int = 0,
         source: str | None = None,
     ) -> PersonalScorer:
-        """The person whose fitted states are ``coefficients``, with ``method``'s λ (default: the run's deployed method)."""
+        """The person whose fitted states are ``coefficients``, with ``method``'s λ (default: the run's deployed method).
+
+        Scores are on the source's scale, or on the person's own ``scale`` ``[lo, hi]`` where the
+        coefficients' metadata holds one (people personalized from their own ratings file)."""
         name, lam = pick_lambda(coefficients, method, k, repeat)
         source = source or coefficients.meta.get("source")
         if source not in SCALES:
             raise ValueError(f"the coefficients name no known source (got {source!r}); pass source= one of {sorted(SCALES)}")
+        own = coefficients.meta.get("scale")
         log.info("scoring with λ '%s'", name)
-        return cls(theta0, task_vectors, lam, source)
+        return cls(theta0, task_vectors, lam, source, user_scale(*own) if own else None)
 
     @classmethod
     def from_files(
@@ -79,7 +84,7 @@ class PersonalScorer:
     def score_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 ``(N, 3, cache_size, cache_size)`` -> scores on the person's scale."""
         x = to_float(center_view(pixels, self.crop), *self.norm)
-        return SCALES[self.source].from_template(self.scorer(x) @ self.template)
+        return self.scale.from_template(self.scorer(x) @ self.template)
 
     def score_paths(self, paths: list[Path], batch: int = 64) -> ScoreResult:
         ok_paths, pixels, errors = [], [], []

@@ -40,9 +40,9 @@ def test_choose_picks_the_value_that_ranks_validation_people_best():
         support, query, y = person_runs(merged, x, target, k=60, seed=target)
         data.append(RunData(support, query, y))
     # a pull so strong that λ stays at the uniform start (the zero-shot mix) against one that lets it learn
-    best, table = choose([0.1, 1e6], lambda v: Instant(InstantOptions(l2=v, init="uniform")), data, ctx)
-    assert best == 0.1
-    assert table.filter(pl.col("chosen"))["value"].to_list() == [0.1]
+    best, table = choose([6.0, 1e6], lambda v: Instant(InstantOptions(l2=v, init="uniform")), data, ctx)
+    assert best == 6.0
+    assert table.filter(pl.col("chosen"))["value"].to_list() == [6.0]
     assert table["people"].to_list() == [3, 3]
     learned, held = table.sort("value")["srocc_mean"].to_list()
     assert learned > held + 0.05

@@ -63,7 +63,31 @@ SCALES: dict[str, Scale] = {
     "tad66k": Scale(0, 10, "ten", (1, 10)),
     "aadb": Scale(0, 1, "ten", (1, 10)),
     "eva": Scale(0, 10, "ten", (1, 10)),
+    # A person's own ratings (`aestimo personalize`): any [lo, hi] maps onto the ten template's
+    # 1..10 (user_scale); this entry is that template for the people personalized this way.
+    "own": Scale(1, 10, "ten", (1, 10)),
 }
+
+#: The source name of the people personalized from their own ratings file (`aestimo personalize`).
+USER_SOURCE = "own"
+
+#: The scales a ratings file's scores are checked against when none is stated, smallest first.
+COMMON_USER_SCALES: tuple[tuple[float, float], ...] = ((1, 5), (1, 10), (0, 10), (0, 100))
+
+
+def user_scale(lo: float, hi: float) -> Scale:
+    """A person's own rating scale ``[lo, hi]``, mapped linearly onto the ten template's 1..10
+    (the template of :data:`USER_SOURCE`)."""
+    if not lo < hi:
+        raise ValueError(f"a rating scale needs its low end below its high end (got {lo:g}-{hi:g})")
+    base = SCALES[USER_SOURCE]
+    return Scale(float(lo), float(hi), base.template, base.target)
+
+
+def infer_user_scale(scores) -> tuple[float, float] | None:
+    """The smallest of :data:`COMMON_USER_SCALES` that holds every score; None when none does."""
+    lo, hi = float(np.min(scores)), float(np.max(scores))
+    return next(((a, b) for a, b in COMMON_USER_SCALES if a <= lo and hi <= b), None)
 
 
 def histogram_to_template(bin_values: np.ndarray, counts: np.ndarray, scale: Scale) -> np.ndarray:

@@ -9,11 +9,13 @@ by every person and repeat that rates it (``expand_at: uniform`` = 1/n, or
 :meth:`Instant.prepare`. A person's λ then solves a small convex-ish problem
 over those features, to convergence (L-BFGS, milliseconds):
 
-    min_λ  loss(base + ⟨λ − λe, φ⟩, y) + l2 · ‖λ − λ0‖²
+    min_λ  loss(base + ⟨λ − λe, φ⟩, y) + (l2 / k) · ‖λ − λ0‖²
 
 with the same Bradley–Terry rank loss (or MSE) as the exact method and an L2
 pull toward the person's own initialisation λ0 (softmax of their experts'
-SROCC, as the exact method starts from). λ is saved like the exact method's,
+SROCC, as the exact method starts from). The pull is worth ``l2`` images: it
+weakens as the person's k grows (the loss is a mean, its evidence is not), so
+one value, chosen on validation people at the k they allow, serves every k. λ is saved like the exact method's,
 and the query is scored by the **exact** merged model at that λ
 (``scoring: linear`` scores with the linear model instead, for measurements).
 
@@ -43,7 +45,7 @@ class InstantOptions(Options):
     layerwise: bool = True
     init: Literal["srocc", "uniform"] = "srocc"
     init_temperature: float = 10.0
-    l2: float = Field(default=1.0e-2, ge=0)  # the pull toward λ0; chosen on validation people (docs/results.md)
+    l2: float = Field(default=10.0, ge=0)  # the pull toward λ0, in images' worth; chosen on validation people in the pipeline
     expand_at: Literal["uniform", "mean_init", "person"] = "uniform"
     scoring: Literal["exact", "linear"] = "exact"  # how the query is scored (the saved λ is the same)
     max_iter: int = Field(default=200, ge=1)  # L-BFGS iterations
@@ -70,10 +72,10 @@ def solve(
     y: torch.Tensor,
     init: torch.Tensor,
     loss: str = "rank",
-    l2: float = 1e-2,
+    l2: float = 10.0,
     max_iter: int = 200,
 ) -> torch.Tensor:
-    """λ minimising ``loss(base + ⟨λ − at, φ⟩, y) + l2 ‖λ − init‖²`` (float64, L-BFGS from ``init``).
+    """λ minimising ``loss(base + ⟨λ − at, φ⟩, y) + (l2 / k) ‖λ − init‖²`` (float64, L-BFGS from ``init``).
 
     ``init`` is ``(n, L)`` or ``(n,)`` (one coefficient per source, broadcast
     over layers: its features are φ summed over layers). Deterministic.
@@ -88,7 +90,7 @@ def solve(
 
     def objective() -> torch.Tensor:
         pred = offset + (feats * lam).flatten(1).sum(1)
-        return tv.person_loss(pred, y, loss) + l2 * (lam - lam0).pow(2).sum()
+        return tv.person_loss(pred, y, loss) + (l2 / len(y)) * (lam - lam0).pow(2).sum()
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -136,6 +138,7 @@ class Instant(Method):
 
     Options = InstantOptions
     deployable = True
+    heavy = True
 
     def prepare(self, supports: Sequence[Support], queries: Sequence[Query], ctx: Context) -> None:
         """Features of every support image (and query image, with linear scoring) at the shared point."""

@@ -44,7 +44,8 @@ def score_features(
 
     per_image = vmap(grad_and_value(score), in_dims=(None, 0))
     bases, phis = [], []
-    for i in tqdm(range(0, len(x), batch), desc=desc, disable=not progress, leave=False):
+    shown = {} if progress else {"disable": True}  # shown: TQDM_DISABLE may still hide it
+    for i in tqdm(range(0, len(x), batch), desc=desc, leave=False, **shown):
         g, v = per_image(at, x[i : i + batch])
         phis.append(g.detach())
         bases.append(v.detach())

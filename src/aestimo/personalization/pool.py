@@ -21,11 +21,13 @@ import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.multiprocessing as tmp
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from aestimo.bundle import TensorBundle
@@ -82,6 +84,7 @@ _CTX: Context | None = None
 def _init_worker(theta_flat, theta_specs, theta_meta, tau_flat, tau_specs, tau_meta, images, experts, features, shared) -> None:
     global _CTX
     torch.set_num_threads(1)
+    threadpool_limits(1)
     theta0 = TensorBundle(unpack(theta_flat, theta_specs), theta_meta)
     tau = TensorBundle(unpack(tau_flat, tau_specs), tau_meta)
     _CTX = Context(images, theta0, tau, experts, features, shared)
@@ -111,13 +114,33 @@ def prepare(ctx: Context, jobs: Sequence[Job]) -> dict[str, float]:
     return seconds
 
 
+@contextmanager
+def one_thread():
+    """torch and the BLAS libraries on one thread for the duration."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_jobs(ctx: Context, jobs: Sequence[Job], workers: int = 1, desc: str = "personalize") -> list[Result]:
     """Run every job; results in the order of ``jobs``.
 
-    ``workers <= 1`` runs them here, in order; otherwise a pool of spawned
-    one-thread workers shares them out. Call :func:`prepare` first.
+    ``workers <= 1`` runs them here, in order. Otherwise a pool of spawned
+    one-thread workers shares out the jobs of heavy methods (``Method.heavy``:
+    those that run the network), while the light ones (a few numbers per
+    person) run here meanwhile: sending them to a worker would cost more than
+    running them. Call :func:`prepare` first.
     """
-    if workers <= 1 or len(jobs) <= 1:
+    heavy = [i for i, j in enumerate(jobs) if j.method.heavy]
+    per_name: dict[str, int] = {}
+    for i in heavy:
+        per_name[jobs[i].name] = per_name.get(jobs[i].name, 0) + 1
+    heavy.sort(key=lambda i: per_name[jobs[i].name])  # methods run on a sample (the slow ones) first: no long tail
+    if workers <= 1 or len(heavy) <= 1:
         return [run_job(ctx, j) for j in tqdm(jobs, desc=desc, leave=False)]
     theta_flat, theta_specs = pack(ctx.theta0.tensors)
     tau_flat, tau_specs = pack(ctx.task_vectors.tensors)
@@ -125,9 +148,13 @@ def run_jobs(ctx: Context, jobs: Sequence[Job], workers: int = 1, desc: str = "p
     init = (theta_flat, theta_specs, ctx.theta0.meta, tau_flat, tau_specs, ctx.task_vectors.meta, ctx.images, ctx.experts,
             ctx.features, ctx.shared)
     with ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)), mp_context=tmp.get_context("spawn"), initializer=_init_worker, initargs=init
+        max_workers=min(workers, len(heavy)), mp_context=tmp.get_context("spawn"), initializer=_init_worker, initargs=init
     ) as pool:
-        futures = [pool.submit(_work, i, j) for i, j in enumerate(jobs)]
+        futures = [pool.submit(_work, i, jobs[i]) for i in heavy]
+        light = set(range(len(jobs))) - set(heavy)
+        with one_thread():  # beside busy workers, a second thread would only wait for a core
+            for i in tqdm(sorted(light), desc=f"{desc} (light methods, here)", leave=False):
+                out[i] = run_job(ctx, jobs[i])
         for f in tqdm(as_completed(futures), total=len(futures), desc=desc, leave=False):
             i, res = f.result()
             out[i] = Result(_own(res.state), np.array(res.scores), res.seconds)

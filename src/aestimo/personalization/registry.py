@@ -101,6 +101,8 @@ class Method:
     ceiling: ClassVar[bool] = False
     #: True for rows that need the world's hidden truth (``query.truth``): none where it is missing (real data).
     needs_truth: ClassVar[bool] = False
+    #: True for methods that run the network per person (worth a worker process); light ones run in the main one.
+    heavy: ClassVar[bool] = False
     #: True when the state holds a ``lambda`` that `aestimo score` can merge into a scorer.
     deployable: ClassVar[bool] = False
 

@@ -173,6 +173,7 @@ class TaskVectors(Method):
 
     Options = LambdaOptions
     deployable = True
+    heavy = True
 
     def _person(self, support: Support, ctx: Context) -> Person:
         return Person(f"{support.rater_id}/{support.repeat}", ctx.images(support.rows), support.y, support.expert_scores, support.seed)

@@ -2,6 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from .new_people import personalize_new_people
 from .nodes import choose_settings, compare_methods, personalize_people, plan_personalization, plot_cost, plot_gains, plot_summary, summarize
 
 
@@ -43,6 +44,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["personalization_metrics", "params:personalize"],
                 outputs="personalization_comparisons",
                 name="compare_methods",
+            ),
+            Node(
+                personalize_new_people,
+                inputs=["new_people_ratings", "theta0", "task_vectors", "chosen_settings", "params:personalize"],
+                outputs="new_people_coefficients",
+                name="personalize_new_people",
             ),
             Node(plot_summary, inputs="personalization_summary", outputs="personalization_summary_plot", name="plot_personalization_summary"),
             Node(plot_gains, inputs=["personalization_metrics", "params:personalize"], outputs="personalization_gains_plot",
