@@ -153,7 +153,7 @@ class PersonalizeParams(Strict):
     methods: dict[str, MethodEntry] = Field(min_length=1)
     defaults: dict[str, Any] = Field(default_factory=dict)  # options every method that has them takes
     batched: bool = False
-    deploy_method: str = "instant"  # the state `aestimo score` uses
+    deploy_method: str | None = None  # the state `aestimo score` uses; None = the first deployable method
     bootstrap: Bootstrap = Bootstrap()
     selection: Selection = Selection()
     protocol: str = "default"
@@ -168,6 +168,10 @@ class PersonalizeParams(Strict):
 
     @model_validator(mode="after")
     def _deploy_known(self):
+        if self.deploy_method is None:
+            deployable = [n for n, e in self.methods.items() if e.method in REGISTRY and REGISTRY[e.method].deployable]
+            object.__setattr__(self, "deploy_method", (deployable or list(self.methods))[0])
+            return self
         if self.deploy_method not in self.methods:
             raise ValueError(f"deploy_method '{self.deploy_method}' is not one of methods {sorted(self.methods)}")
         entry = self.methods[self.deploy_method]

@@ -178,19 +178,17 @@ def test_worker_processes_give_the_in_process_numbers(project):
         method = TaskVectors(LambdaOptions(steps=3, batch_size=8, layerwise=layerwise))
         support = Support("ava", f"p{j}", 10, 0, j, rows[:10], y, rng.normal(size=(n, 10)))
         jobs.append(Job("tv", method, support, Query("ava", rows[10:], rng.normal(size=(n, 4)))))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        here = run_jobs(ctx, jobs, workers=1)
-    finally:
-        torch.set_num_threads(threads)
-    pooled = run_jobs(ctx, jobs, workers=2)
     # instant's shared features are computed here, once, and reach the workers
     inst = Instant(InstantOptions())
     fast = [Job("instant", inst, j.support, j.query) for j in jobs]
     prepare(ctx, fast)
-    here += [run_job(ctx, j) for j in fast]
-    pooled += run_jobs(ctx, fast, workers=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = run_jobs(ctx, jobs, workers=1) + [run_job(ctx, j) for j in fast]
+    finally:
+        torch.set_num_threads(threads)
+    pooled = run_jobs(ctx, jobs, workers=2) + run_jobs(ctx, fast, workers=2)
     for a, b in zip(here, pooled):
         assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
     assert not torch.equal(here[0].state["lambda"], here[2].state["lambda"])  # the jobs differ, so equality above means something
