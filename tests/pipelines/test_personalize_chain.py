@@ -178,16 +178,23 @@ def test_worker_processes_give_the_in_process_numbers(project):
         method = TaskVectors(LambdaOptions(steps=3, batch_size=8, layerwise=layerwise))
         support = Support("ava", f"p{j}", 10, 0, j, rows[:10], y, rng.normal(size=(n, 10)))
         jobs.append(Job("tv", method, support, Query("ava", rows[10:], rng.normal(size=(n, 4)))))
-    # instant's shared features are computed here, once, and reach the workers
+    # instant's shared features are computed once (in two worker processes) and reach the job workers
     inst = Instant(InstantOptions())
     fast = [Job("instant", inst, j.support, j.query) for j in jobs]
+    ctx.workers = 2
     prepare(ctx, fast)
+    in_workers = next(iter(ctx.shared.values()))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        alone = _context(catalog)
+        prepare(alone, fast)  # the same features, computed here on one thread
+        in_process = next(iter(alone.shared.values()))
         here = run_jobs(ctx, jobs, workers=1) + [run_job(ctx, j) for j in fast]
     finally:
         torch.set_num_threads(threads)
+    assert torch.equal(in_workers.rows, in_process.rows)  # the chunks batch images differently: float32 rounding only
+    torch.testing.assert_close(in_workers.phi, in_process.phi, rtol=1e-4, atol=1e-7)
     pooled = run_jobs(ctx, jobs, workers=2) + run_jobs(ctx, fast, workers=2)
     for a, b in zip(here, pooled):
         assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)

@@ -37,6 +37,7 @@ from pydantic import Field
 from aestimo.options import Options
 from aestimo.personalization import task_vectors as tv
 from aestimo.personalization.linearized import LinearScores, linear_scores, score_features
+from aestimo.personalization.pool import map_in_workers
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
 
 
@@ -49,7 +50,7 @@ class InstantOptions(Options):
     expand_at: Literal["uniform", "mean_init", "person"] = "uniform"
     scoring: Literal["exact", "linear"] = "exact"  # how the query is scored (the saved λ is the same)
     max_iter: int = Field(default=200, ge=1)  # L-BFGS iterations
-    feature_batch: int = Field(default=16, ge=1)  # images per vmapped backward pass (memory bound)
+    feature_batch: int = Field(default=32, ge=1)  # images per vmapped backward pass (memory bound)
     # the hybrid: exact steps from the instant solution (0 = pure instant), with the exact method's options
     hybrid_steps: int = Field(default=0, ge=0)
     batch_size: int = Field(default=32, ge=2)
@@ -115,16 +116,24 @@ def _key(at: torch.Tensor) -> str:
     return "linearized/" + hashlib.sha256(at.numpy().tobytes()).hexdigest()[:16]
 
 
+def _features_chunk(ctx: Context, task: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    source, rows, at, batch, progress = task
+    base, phi = score_features(ctx.merged, ctx.images(rows), at, ctx.template(source), batch, progress, desc=f"features ({source})")
+    return rows, base, phi
+
+
 def features_for(ctx: Context, at: torch.Tensor, rows_by_source: dict[str, torch.Tensor], batch: int, progress: bool = True) -> LinearScores:
-    """The context's shared linearized scores at ``at``, extended by any rows it lacks (computed here)."""
+    """The context's shared linearized scores at ``at``, extended by any rows it lacks (computed
+    here, or in ``ctx.workers`` worker processes)."""
     key = _key(at)
     lin = ctx.shared.get(key) or LinearScores.empty(at)
+    tasks = []
     for source, rows in rows_by_source.items():
         todo = lin.missing(rows)
-        if len(todo):
-            base, phi = score_features(ctx.merged, ctx.images(todo), at, ctx.template(source), batch, progress,
-                                       desc=f"features ({source})")
-            lin = lin.extended(todo, base, phi)
+        for part in torch.tensor_split(todo, max(1, min(ctx.workers, len(todo)))) if len(todo) else []:
+            tasks.append((source, part, at, batch, progress and len(tasks) == 0))
+    for rows, base, phi in map_in_workers(ctx, _features_chunk, tasks, ctx.workers):
+        lin = lin.extended(rows, base, phi)
     ctx.shared[key] = lin
     return lin
 

@@ -80,6 +80,8 @@ class Context:
     features: torch.Tensor | None = None
     #: what methods computed once for everyone in :meth:`Method.prepare` (e.g. per-image features), by key
     shared: dict[str, Any] = field(default_factory=dict)
+    #: processes :meth:`Method.prepare` may share its work out to (1 inside a worker)
+    workers: int = 1
 
     @cached_property
     def merged(self) -> MergedScorer:

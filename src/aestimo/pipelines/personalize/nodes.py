@@ -78,6 +78,7 @@ def choose_settings(
         return pl.DataFrame(schema=selection.SELECTION_SCHEMA)
     val_plan = splits.select(*runs.RUN, "seed").unique().sort(*runs.RUN)
     ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors)
+    ctx.workers = p.workers
     data = runs.run_data(val_plan, splits, ratings, expert_predictions, image_cache.meta["image_ids"])
     configured = p.configured_methods(ctx.experts)
     tables = []
@@ -109,6 +110,7 @@ def personalize_people(
     people, where the parameters do not set them)."""
     p = _params(params)
     ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors)
+    ctx.workers = 1 if p.batched else p.workers
     experts = ctx.experts
     data = runs.run_data(plan, fewshot_splits, ratings, expert_predictions, image_cache.meta["image_ids"], world_utilities)
     jobs = runs.build_jobs(p.configured_methods(experts, selection.chosen_settings(chosen_settings)), data)
