@@ -28,7 +28,6 @@ from pathlib import Path
 import _common  # noqa: F401
 import numpy as np
 import polars as pl
-import torch
 from _common import add_threads_arg, header, maxrss_mib
 
 from aestimo.bundle import load_bundle

@@ -3,28 +3,17 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from aestimo.evaluation import metrics
-from aestimo.models.head import sigmoid_distribution
 from aestimo.models.merged import MergedScorer, build_task_vectors
 from aestimo.models.scorer import template_tensor
 from aestimo.personalization import task_vectors as tv
 from aestimo.personalization.instant import Instant, InstantOptions, expansion_point, features_for, solve
 from aestimo.personalization.linearized import linear_scores, score_features
 from aestimo.personalization.registry import Context, Query, Support
+from tests.personalization.test_task_vectors import Toy
 
 TEMPLATE = template_tensor("five")
-
-
-class Toy(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Linear(4, 8)
-        self.out = nn.Linear(8, 10)
-
-    def forward(self, x):
-        return sigmoid_distribution(self.out(torch.tanh(self.body(x))))
 
 
 def toy_world(n_sources=4, seed=0):
