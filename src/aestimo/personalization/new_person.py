@@ -39,6 +39,7 @@ import torch
 from aestimo.bundle import TensorBundle
 from aestimo.data.images import CachedImages, load_image
 from aestimo.data.scales import COMMON_USER_SCALES, USER_SOURCE, infer_user_scale, user_scale
+from aestimo.models.merged import merge_state
 from aestimo.models.inference import embed, predict
 from aestimo.models.theta0 import load_scorer, normalisation
 from aestimo.personalization.keys import person_key, state_key
@@ -256,11 +257,11 @@ def expert_scores(theta0: TensorBundle, task_vectors: TensorBundle, pixels: torc
     ``predict_with_experts`` on the expert's own weights, up to float rounding.
     """
     scorer = load_scorer(theta0)
-    names, n = list(task_vectors.meta["names"]), len(task_vectors.meta["sources"])
+    n = len(task_vectors.meta["sources"])
     crop, norm = int(theta0.meta["input_size"]), normalisation(theta0)
     out = np.empty((n, len(pixels)))
     for i in range(n):
-        loaded = scorer.load_state_dict({k: theta0[k].float() + task_vectors[k][i].float() for k in names}, strict=False)
+        loaded = scorer.load_state_dict(merge_state(theta0, task_vectors, torch.eye(n)[i]), strict=False)
         if loaded.unexpected_keys:  # the task vectors are not of θ0's architecture
             raise ValueError(f"the task vectors name tensors θ0's scorer lacks: {loaded.unexpected_keys[:5]}")
         out[i] = (predict(scorer, pixels, crop, norm) @ template).double().numpy()

@@ -18,6 +18,7 @@ many workers there are or which one picked it up.
 from __future__ import annotations
 
 import math
+from collections import Counter
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -161,9 +162,7 @@ def run_jobs(ctx: Context, jobs: Sequence[Job], workers: int = 1, desc: str = "p
     running them. Call :func:`prepare` first.
     """
     heavy = [i for i, j in enumerate(jobs) if j.method.heavy]
-    per_name: dict[str, int] = {}
-    for i in heavy:
-        per_name[jobs[i].name] = per_name.get(jobs[i].name, 0) + 1
+    per_name = Counter(jobs[i].name for i in heavy)
     heavy.sort(key=lambda i: per_name[jobs[i].name])  # methods run on a sample (the slow ones) first: no long tail
     if workers <= 1 or len(heavy) <= 1:
         return [run_job(ctx, j) for j in tqdm(jobs, desc=desc, leave=False)]

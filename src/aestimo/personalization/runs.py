@@ -172,11 +172,6 @@ class ExpertScores:
         return out
 
 
-def expert_scores(expert_predictions: pl.DataFrame, ids: list[str], template: np.ndarray) -> np.ndarray:
-    """Each expert's zero-shot score (on ``template``) of ``ids``: ``(n_experts, len(ids))``."""
-    return ExpertScores(expert_predictions)(ids, template)
-
-
 @dataclass(frozen=True)
 class RunData:
     """One planned person × k × repeat, the same for every method: support, query and the query's ratings."""

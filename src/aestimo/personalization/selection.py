@@ -57,7 +57,6 @@ def choose(
     make: Callable[[float], Method],
     data: Sequence[runs.RunData],
     ctx: Context,
-    workers: int = 1,
 ) -> tuple[float, pl.DataFrame]:
     """The value whose method scores the highest mean SROCC over validation people (per k, then
     averaged over ks; on a tie the larger value, i.e. the more conservative pull), and the table."""
@@ -66,7 +65,7 @@ def choose(
     methods = {v: make(v) for v in values}
     jobs = [Job(f"{v:g}", methods[v], r.support, r.query) for v in values for r in data]
     prepare(ctx, jobs)
-    results = run_jobs(ctx, jobs, workers=workers, desc="choose on validation people")
+    results = run_jobs(ctx, jobs, workers=ctx.workers, desc="choose on validation people")
     y_of = {(r.support.source, r.support.rater_id, r.support.k, r.support.repeat): r.y_query for r in data}
     rows = []
     for job, res in zip(jobs, results):

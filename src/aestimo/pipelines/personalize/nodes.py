@@ -87,7 +87,7 @@ def choose_settings(
         entry = next((m for m in configured if isinstance(m.method, cls)), None)
         base = entry.method.options if entry is not None else cls.Options()
         for option, values in grid.items():
-            _, t = selection.choose(values, lambda v: cls(base.model_copy(update={option: v})), data, ctx, p.workers)
+            _, t = selection.choose(values, lambda v: cls(base.model_copy(update={option: v})), data, ctx)
             tables.append(t.with_columns(pl.lit(name).alias("method"), pl.lit(option).alias("option")))
     return pl.concat(tables).select(list(selection.SELECTION_SCHEMA)) if tables else pl.DataFrame(schema=selection.SELECTION_SCHEMA)
 
