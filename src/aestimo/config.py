@@ -25,6 +25,8 @@ from aestimo.options import Options as Strict
 from aestimo.personalization import REGISTRY, method_class
 from aestimo.personalization.runs import ConfiguredMethod, Sample
 from aestimo.training.experts import LossWeights, StageConfig
+from aestimo.training.long_tail import LongTailOptions
+from aestimo.training.pseudo_labels import ApdsGrid
 
 
 class TestUsers(Strict):
@@ -85,6 +87,7 @@ class ExpertsParams(Strict):
     input_size: int = Field(default=64, ge=8)  # crops fed to the network
     seed: int = 0
     loss: LossWeights = LossWeights()
+    long_tail: LongTailOptions = LongTailOptions()  # ELTA's TFA / FLSA in both stages (off: plain experts)
     stage1: StageConfig
     stage2: StageConfig
     checkpoint_dir: str
@@ -99,8 +102,8 @@ class ExpertsParams(Strict):
         return v
 
     def stage(self, which: str) -> StageConfig:
-        """``stage1`` or ``stage2`` with the experts' loss weights."""
-        return getattr(self, which).model_copy(update={"loss": self.loss})
+        """``stage1`` or ``stage2`` with the experts' loss weights and long-tail modules."""
+        return getattr(self, which).model_copy(update={"loss": self.loss, "long_tail": self.long_tail})
 
 
 class MethodSample(Strict):
@@ -217,10 +220,51 @@ class PersonalizeParams(Strict):
         return out
 
 
+class ExpertSelfTraining(Strict):
+    """One more training round per expert on labelled + APDS pseudo-labelled images of other sources."""
+
+    sources: list[str] | None = None  # None = every expert
+    pool_size: int | None = Field(default=None, ge=1)  # None (and at most): the expert's training-set size
+    grid: ApdsGrid = ApdsGrid()
+    long_tail: LongTailOptions = LongTailOptions(tfa=True, flsa=1.0)  # the round's TFA / FLSA
+    round: StageConfig  # steps, batch size and learning rates of the extra round
+    seed: int = 0
+
+
+class LongTailAblation(Strict):
+    """The eight on/off combinations of TFA, FLSA and APDS, each one round from one plain expert."""
+
+    source: str | None = "ava"  # None: no ablation
+
+
+class PeopleSelfTraining(Strict):
+    """Person-level self-training of a ``personalize.methods`` entry (one whose state is a λ)."""
+
+    base: str = "instant"  # the name of a personalize.methods entry
+    pool_size: int = Field(default=32, ge=1)
+    album_size: int = Field(default=96, ge=1)
+    sample: MethodSample | None = None  # None: every planned person and repeat
+    task_vectors: Literal["plain", "self_trained"] = "plain"  # which experts' task vectors the people use
+    compare_sample: MethodSample | None = None  # the base on the other task-vector set, for these people (None: not run)
+    seed: int = 0
+
+
+class SelfTrainingParams(Strict):
+    experts: ExpertSelfTraining
+    ablation: LongTailAblation = LongTailAblation()
+    people: PeopleSelfTraining = PeopleSelfTraining()
+    checkpoint_dir: str
+    threads: int | None = None
+
+    def round_config(self, long_tail: LongTailOptions | None = None) -> StageConfig:
+        return self.experts.round.model_copy(update={"long_tail": self.experts.long_tail if long_tail is None else long_tail})
+
+
 SECTIONS: dict[str, type[BaseModel]] = {
     "ingest": IngestParams,
     "experts": ExpertsParams,
     "personalize": PersonalizeParams,
+    "self_training": SelfTrainingParams,
 }
 
 

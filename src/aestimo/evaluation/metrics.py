@@ -80,22 +80,15 @@ def emd_per_sample(p: Any, q: Any, r: float = 2) -> np.ndarray:
 
 
 def tail_mae(y: Any, p: Any, low: float = 0.2, high: float = 0.8) -> dict[str, float]:
-    """MAE on the low 20 % / middle 60 % / high 20 % of the true scores.
+    """MAE on the low 20 % / middle 60 % / high 20 % of the true scores (the segments of
+    :func:`aestimo.evaluation.long_tail.segment_of`); an empty segment gives NaN."""
+    from aestimo.evaluation.long_tail import segment_bounds, segment_metrics  # it builds on this module
 
-    Groups are cut at the ``low`` and ``high`` quantiles of ``y``: ``y <= q_low``
-    is "low", ``y >= q_high`` (and not low) is "high", the rest "middle". With
-    many tied ratings a group can hold more (or less) than its nominal share;
-    an empty group gives NaN.
-    """
     y, p = _pairs(y, p)
     if y.size == 0:
         return {"low": float("nan"), "middle": float("nan"), "high": float("nan")}
-    q_lo, q_hi = np.quantile(y, [low, high])
-    is_low = y <= q_lo
-    is_high = (y >= q_hi) & ~is_low
-    groups = {"low": is_low, "middle": ~is_low & ~is_high, "high": is_high}
-    err = np.abs(y - p)
-    return {k: float(err[m].mean()) if m.any() else float("nan") for k, m in groups.items()}
+    rows = segment_metrics(y, p, segment_bounds(y, low, high))
+    return {r["segment"]: r["mae"] for r in rows if r["segment"] != "all"}
 
 
 def regression_report(

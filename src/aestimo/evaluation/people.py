@@ -15,6 +15,7 @@ import polars as pl
 from scipy import stats
 
 PERSON = ["source", "rater_id"]
+MAE = ("mae", "mae_low", "mae_middle", "mae_high")  # template scale; on the person's low / middle / high ratings
 
 
 def per_person(metrics_table: pl.DataFrame) -> pl.DataFrame:
@@ -22,7 +23,8 @@ def per_person(metrics_table: pl.DataFrame) -> pl.DataFrame:
     return (
         metrics_table.filter(pl.col("srocc").is_not_nan())
         .group_by("method", "k", *PERSON)
-        .agg(pl.col("srocc").mean(), pl.col("plcc").mean(), pl.len().alias("repeats"))
+        .agg(pl.col("srocc").mean(), pl.col("plcc").mean(), *[pl.col(c).mean() for c in MAE if c in metrics_table.columns],
+             pl.len().alias("repeats"))
         .sort("method", "k", *PERSON)
     )
 
@@ -76,14 +78,21 @@ def summarize(metrics_table: pl.DataFrame, by_source: bool = False, seed: int = 
             "srocc_mean": float(srocc.mean()), "srocc_ci_low": lo, "srocc_ci_high": hi,
             "srocc_std": float(reps.std(ddof=1)) if reps.len() > 1 else float("nan"),
             "plcc_mean": float(np.nanmean(plcc)), "plcc_ci_low": plo, "plcc_ci_high": phi,
+            **{c: _nanmean(t[c]) if c in t.columns else float("nan") for c in MAE},
         })
     schema = {g: (pl.Int64 if g == "k" else pl.String) for g in groups} | {
         "people": pl.Int64, "repeats": pl.Int64, "srocc_mean": pl.Float64, "srocc_ci_low": pl.Float64,
         "srocc_ci_high": pl.Float64, "srocc_std": pl.Float64, "plcc_mean": pl.Float64, "plcc_ci_low": pl.Float64,
-        "plcc_ci_high": pl.Float64,
+        "plcc_ci_high": pl.Float64, **dict.fromkeys(MAE, pl.Float64),
     }
     order = [*(["source"] if by_source else []), "k", "srocc_mean"]
     return pl.DataFrame(rows, schema=schema).sort(order, descending=[False] * (len(order) - 1) + [True])
+
+
+def _nanmean(col: pl.Series) -> float:
+    v = col.cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
 
 
 def gains(metrics_table: pl.DataFrame, method: str, versus: str) -> pl.DataFrame:

@@ -64,6 +64,13 @@ class ScoreHead(nn.Module):
         logits = self.logits(features)
         return sigmoid_distribution(logits), logits
 
+    def parts(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(probs, logits, hidden)``: the hidden layer (after GELU, before dropout) is the
+        representation a feature-level loss (FLSA) aligns: it moves in every training stage."""
+        h = self.act(self.fc1(features))
+        logits = self.fc2(self.drop(h))
+        return sigmoid_distribution(logits), logits, h
+
     def forward(self, features: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
         return sigmoid_distribution(self.logits(features, drop_mask))
 

@@ -165,6 +165,11 @@ class Instant(Method):
                 rows.setdefault(q.source, []).append(q.rows)
         features_for(ctx, at, {src: torch.cat(r) for src, r in rows.items()}, self.options.feature_batch)
 
+    def cover(self, rows_by_source: dict[str, torch.Tensor], ctx: Context) -> None:
+        """Features of more images at the shared point (e.g. the album a self-training wrapper pseudo-labels)."""
+        if self.options.expand_at != "person":
+            features_for(ctx, self._linear(ctx).at, rows_by_source, self.options.feature_batch)
+
     def _linear(self, ctx: Context) -> LinearScores:
         key = getattr(self, "_at_key", None)
         if key is None or key not in ctx.shared:

@@ -22,6 +22,7 @@ import torch
 from aestimo.bundle import TensorBundle
 from aestimo.data.scales import SCALES
 from aestimo.evaluation import metrics
+from aestimo.evaluation.long_tail import segment_metrics
 from aestimo.models.scorer import template_tensor
 from aestimo.personalization.keys import parse_person_ref, person_key, split_person_key, state_key
 from aestimo.personalization.pool import Job, Result
@@ -40,6 +41,10 @@ METRIC_SCHEMA = {
     "srocc": pl.Float64,
     "plcc": pl.Float64,
     "n_query": pl.Int64,
+    "mae": pl.Float64,  # on the template scale: a rank-trained method's scale is its own, so read MAE with care
+    "mae_low": pl.Float64,  # on the person's low 20 % / middle 60 % / high 20 % of query ratings
+    "mae_middle": pl.Float64,
+    "mae_high": pl.Float64,
 }
 
 
@@ -241,11 +246,17 @@ def build_jobs(methods: Sequence[ConfiguredMethod], runs: Sequence[RunData]) -> 
     return jobs
 
 
-def metric_row(source, rater, method, k, rep, y, pred) -> dict:
-    return {
+def metric_row(source, rater, method, k, rep, y, pred, y_template=None) -> dict:
+    """SROCC / PLCC against the person's ratings ``y``; MAE (overall and on the low / middle / high
+    segments of the ratings) against ``y_template``, the same ratings on the template scale."""
+    row = {
         "source": source, "rater_id": rater, "method": method, "k": int(k), "repeat": int(rep),
         "srocc": metrics.srocc(y, pred), "plcc": metrics.plcc(y, pred), "n_query": len(y),
     }
+    if y_template is not None and len(y_template):
+        segs = {r["segment"]: r["mae"] for r in segment_metrics(y_template, pred)}
+        row |= {"mae": segs["all"], "mae_low": segs["low"], "mae_middle": segs["middle"], "mae_high": segs["high"]}
+    return row
 
 
 def collect(
@@ -254,11 +265,12 @@ def collect(
     """Per-run metrics (SROCC / PLCC on the query), each person's fitted states (one bundle per
     person, with ``meta``), and the time spent per method × source × k: fitting, plus the method's
     shared preparation (``prepared``, seconds per method) shared out over its runs."""
-    y_of = {(r.support.source, r.support.rater_id, r.support.k, r.support.repeat): r.y_query for r in runs}
+    y_of = {(r.support.source, r.support.rater_id, r.support.k, r.support.repeat): (r.y_query, r.query.ratings) for r in runs}
     rows, states, seconds = [], {}, {}
     for job, res in zip(jobs, results):
         s = job.support
-        rows.append(metric_row(s.source, s.rater_id, job.name, s.k, s.repeat, y_of[(s.source, s.rater_id, s.k, s.repeat)], res.scores))
+        y, y_template = y_of[(s.source, s.rater_id, s.k, s.repeat)]
+        rows.append(metric_row(s.source, s.rater_id, job.name, s.k, s.repeat, y, res.scores, y_template))
         person = states.setdefault(person_key(s.source, s.rater_id), {})
         for tensor, value in res.state.items():
             person[state_key(job.name, s.k, s.repeat, tensor)] = value

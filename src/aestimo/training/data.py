@@ -59,3 +59,23 @@ def source_splits(
             "an expert needs both (check generic_splits and the source's rating files)"
         )
     return out
+
+
+def unlabeled_pool(
+    source: str, generic_splits: pl.DataFrame, cache_ids: list[str], size: int | None, seed: int
+) -> tuple[torch.Tensor, list[str]]:
+    """An expert's unlabelled pool: training images of the **other** sources (their labels are never
+    read), none that is in any validation, test or held-out person's split, at most ``size`` (default:
+    the expert's own training-set size), drawn from ``seed``. Returns cache rows and image ids."""
+    own_train = generic_splits.filter((pl.col("source") == source) & (pl.col("split") == "train")).height
+    size = own_train if size is None else min(size, own_train)
+    barred = set(generic_splits.filter(pl.col("split") != "train")["image_id"].to_list())
+    barred |= set(generic_splits.filter(pl.col("source") == source)["image_id"].to_list())
+    pos = {iid: i for i, iid in enumerate(cache_ids)}
+    ids = sorted(
+        i for i in generic_splits.filter((pl.col("source") != source) & (pl.col("split") == "train"))["image_id"].unique().to_list()
+        if i not in barred and i in pos
+    )
+    pick = sorted(np.random.default_rng(seed).permutation(len(ids))[:size].tolist())
+    chosen = [ids[i] for i in pick]
+    return torch.as_tensor([pos[i] for i in chosen], dtype=torch.long), chosen

@@ -25,7 +25,9 @@ from aestimo.models.scorer import freeze_bn_stats
 from aestimo.options import Options
 from aestimo.training.checkpoints import digest, load_checkpoint, load_finished, save_checkpoint, save_finished
 from aestimo.training.data import Labels
+from aestimo.training.long_tail import LongTailOptions, flsa_loss, tail_mixup
 from aestimo.training.losses import expert_loss, nearest_bin
+from aestimo.training.pseudo_labels import PseudoLabels
 from aestimo.training.schedule import cosine_lr
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class StageConfig(Options):
     patience: int = Field(default=0, ge=0)
     checkpoint_every: int = Field(default=50, ge=1)
     loss: LossWeights = LossWeights()
+    long_tail: LongTailOptions = LongTailOptions()
 
 
 class Interrupted(RuntimeError):
@@ -77,6 +80,19 @@ def _loss(probs, logits, y: Labels, template, prior, cfg: StageConfig) -> torch.
         w_mse=cfg.loss.w_mse,
         w_bal=cfg.loss.w_bal,
     )
+
+
+def _batch_loss(head, feats, y: Labels, template, prior, cfg: StageConfig, gen: torch.Generator) -> torch.Tensor:
+    """The expert loss of a batch of features, with TFA's mixed samples appended and FLSA's
+    term added where the stage's ``long_tail`` options ask for them (plain training otherwise)."""
+    lt = cfg.long_tail
+    real = len(feats)
+    feats_all, y_all = tail_mixup(feats, y, template, lt, gen) if lt.tfa else (feats, y)
+    probs, logits, hidden = head.parts(feats_all)
+    loss = _loss(probs, logits, y_all, template, prior, cfg)
+    if lt.flsa > 0:
+        loss = loss + lt.flsa * flsa_loss(hidden[:real], y.score)
+    return loss
 
 
 # --------------------------------------------------------------------------- the loop
@@ -173,8 +189,7 @@ def train_head(
     prior = class_prior(y_train, template)
 
     def batch(idx, gen):
-        probs, logits = head.forward_with_logits(feats_train[idx])
-        return _loss(probs, logits, y_train.subset(idx), template, prior, cfg)
+        return _batch_loss(head, feats_train[idx], y_train.subset(idx), template, prior, cfg, gen)
 
     @torch.no_grad()
     def val():
@@ -207,24 +222,80 @@ def finetune(
 
     def batch(idx, gen):
         x = to_float(train_view(pixels_train[idx], crop, gen), *norm)
-        probs, logits = scorer.forward_with_logits(x)
-        return _loss(probs, logits, y_train.subset(idx), template, prior, cfg)
+        return _batch_loss(scorer.head, scorer.features(x), y_train.subset(idx), template, prior, cfg, gen)
+
+    inputs = digest(pixels_train, y_train.score, y_train.dist, pixels_val, y_val.score, y_val.dist, template, crop, norm)
+    return _fit(scorer, _whole_model_groups(scorer, cfg), batch, _val_loss(scorer, x_val, y_val, template, prior, cfg), len(pixels_train),
+                cfg, seed, checkpoint, desc, stop_after, _bn_frozen_train_mode(scorer), inputs)
+
+
+def _val_loss(scorer, x_val: torch.Tensor, y_val: Labels, template, prior, cfg: StageConfig) -> Callable[[], float]:
+    """The plain expert loss on the validation views (the long-tail modules are training-time only)."""
 
     @torch.no_grad()
-    def val():
+    def val() -> float:
         losses = []
         for i in range(0, len(x_val), 128):
             probs, logits = scorer.forward_with_logits(x_val[i : i + 128])
             losses.append(_loss(probs, logits, y_val.subset(torch.arange(i, min(i + 128, len(x_val)))), template, prior, cfg) * len(probs))
         return float(sum(losses) / max(len(x_val), 1))
 
-    def train_mode():
+    return val
+
+
+def _bn_frozen_train_mode(scorer) -> Callable[[], None]:
+    def train_mode() -> None:
         scorer.train()
         freeze_bn_stats(scorer)
 
-    groups = [
+    return train_mode
+
+
+def _whole_model_groups(scorer, cfg: StageConfig) -> list[dict]:
+    return [
         {"params": list(scorer.head.parameters()), "lr": cfg.lr_head[0], "lr_range": cfg.lr_head},
         {"params": list(scorer.backbone.parameters()), "lr": cfg.lr_backbone[0], "lr_range": cfg.lr_backbone},
     ]
-    inputs = digest(pixels_train, y_train.score, y_train.dist, pixels_val, y_val.score, y_val.dist, template, crop, norm)
-    return _fit(scorer, groups, batch, val, len(pixels_train), cfg, seed, checkpoint, desc, stop_after, train_mode, inputs)
+
+
+def self_train(
+    scorer: torch.nn.Module,
+    pixels_train: torch.Tensor,
+    y_train: Labels,
+    pixels_pool: torch.Tensor,
+    pseudo: PseudoLabels | None,
+    pixels_val: torch.Tensor,
+    y_val: Labels,
+    template: torch.Tensor,
+    crop: int,
+    norm: tuple[tuple[float, ...], tuple[float, ...]],
+    cfg: StageConfig,
+    seed: int,
+    checkpoint: Path | None = None,
+    desc: str = "self-training round",
+) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """One more round of whole-model training from a trained expert: each step a labelled batch
+    and, where ``pseudo`` is given, as many images drawn from the **kept** pseudo-labels of
+    ``pixels_pool`` (the indicator-weighted unlabelled loss: a discarded pseudo-label weighs 0, a
+    kept one as much as a labelled image), targets their sharpened distributions; TFA and FLSA as
+    ``cfg.long_tail`` says (TFA mixes across the whole batch). Without ``pseudo`` it is the
+    compute-matched control: the same round on labelled images alone."""
+    prior = class_prior(y_train, template)
+    x_val = to_float(center_view(pixels_val, crop), *norm)
+    kept = torch.nonzero(pseudo.keep).squeeze(1) if pseudo is not None else torch.empty(0, dtype=torch.long)
+    y_pool = Labels(pseudo.score.float(), pseudo.dist.float()) if pseudo is not None else None
+
+    def batch(idx, gen):
+        x = to_float(train_view(pixels_train[idx], crop, gen), *norm)
+        y = y_train.subset(idx)
+        if len(kept):
+            u = kept[torch.randint(0, len(kept), (len(idx),), generator=gen)]
+            x = torch.cat([x, to_float(train_view(pixels_pool[u], crop, gen), *norm)])
+            y = Labels(torch.cat([y.score, y_pool.score[u]]), torch.cat([y.dist, y_pool.dist[u]]))
+        return _batch_loss(scorer.head, scorer.features(x), y, template, prior, cfg, gen)
+
+    parts = [pixels_train, y_train.score, y_train.dist, pixels_val, y_val.score, y_val.dist, template, crop, norm]
+    if pseudo is not None:
+        parts += [pixels_pool, pseudo.score, pseudo.dist, pseudo.keep]
+    return _fit(scorer, _whole_model_groups(scorer, cfg), batch, _val_loss(scorer, x_val, y_val, template, prior, cfg), len(pixels_train),
+                cfg, seed, checkpoint, desc, None, _bn_frozen_train_mode(scorer), digest(*parts))
