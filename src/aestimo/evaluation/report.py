@@ -52,3 +52,45 @@ def build_html(sections: list[tuple[str, str]], protocol: str) -> str:
         f"<body><h1>Aestimo report</h1><p class='note'>Generated {stamp}. Personalization protocol: "
         f"{html.escape(protocol)}.</p>{body}</body></html>"
     )
+
+
+def long_tail_section(
+    metrics: pl.DataFrame, ablation: pl.DataFrame, apds_people: pl.DataFrame, summary: pl.DataFrame, comparisons: pl.DataFrame
+) -> str:
+    """The long-tail section: experts plain against self-trained per segment, the ablation, the
+    (β, t) surfaces, and person-level self-training over people."""
+    wide = (
+        metrics.filter(pl.col("segment") != "all").pivot(on="segment", index=["expert", "variant"], values="mae")
+        .join(metrics.filter(pl.col("segment") == "all").select("expert", "variant", "srocc", "plcc", pl.col("mae").alias("mae_all")),
+              on=["expert", "variant"])
+        if metrics.height else metrics
+    )
+    people_cols = [c for c in ("method", "k", "people", "repeats", "srocc_mean", "srocc_ci_low", "srocc_ci_high", "mae",
+                               "mae_low", "mae_middle", "mae_high") if c in summary.columns]
+    return (
+        "<p>Ratings crowd the middle of the scale, so a scorer learns to answer \"average\". Each expert gets one "
+        "more training round on its labelled images plus APDS pseudo-labels of other sources' training images "
+        "(their labels never read), with TFA (tail feature mixup) and FLSA (feature-label similarity alignment). "
+        "MAE on the low 20 % / middle 60 % / high 20 % of each expert's own test split (cut at its true scores' "
+        "quantiles), template scale.</p>"
+        + table_html(wide)
+        + "<img src='self_training/segment_mae.png' alt='MAE per segment, plain and self-trained'>"
+        + "<img src='self_training/scatter.png' alt='predicted against true, plain and self-trained'>"
+        + "<h3>Ablation: TFA, FLSA and APDS on and off</h3><p>Each row is one round from the same plain expert "
+        "(\"round: none\" is the round on labelled images alone: what more training gives without the modules).</p>"
+        + table_html(ablation)
+        + "<h3>APDS (β, t), chosen on validation splits</h3><p>MAE of the kept pseudo-labels against the true "
+        "labels of each expert's validation split (never a test split); a pair must keep a minimum share. People "
+        "use the pair with the lowest MAE averaged over experts.</p>"
+        + "<img src='self_training/apds_heatmap.png' alt='APDS surface of one expert'>"
+        + "<img src='self_training/apds_people_heatmap.png' alt='APDS surface averaged over experts'>"
+        + table_html(apds_people.filter(pl.col("chosen")) if "chosen" in apds_people.columns else apds_people)
+        + "<h3>People: self-training on their unrated album images</h3><p>The person's model pseudo-labels "
+        "album images they never rated (never their query images), sharpened at their own mean; the confident ones "
+        "join the support and the model is refitted. Over people (repeats averaged first), with the base method "
+        "on the same runs; MAE on each person's low / middle / high query ratings (template scale: a rank-trained "
+        "model's scale is its own, so compare MAE between rows of one method).</p>"
+        + table_html(summary.select(people_cols))
+        + "<p>Paired over people against the base method on the same runs:</p>"
+        + table_html(comparisons)
+    )

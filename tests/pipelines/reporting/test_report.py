@@ -35,11 +35,23 @@ def test_report_names_the_protocol_and_every_section():
         pl.DataFrame({"method": ["layerwise_rank"] * 2, "versus": ["layeragnostic_rank", "zero_shot_ava"], "k": [10, 10], "wilcoxon_p": [0.04, 0.5]}),
         pl.DataFrame({"method": ["layerwise_rank"], "seconds": [1.0]}),
         pl.DataFrame({"value": [0.01, 0.1], "k": [10, 10], "people": [5, 5], "srocc_mean": [0.3, 0.35], "chosen": [False, True]}),
+        pl.DataFrame({
+            "expert": ["ava"] * 8, "variant": ["plain"] * 4 + ["self_trained"] * 4, "segment": ["all", "low", "middle", "high"] * 2,
+            "n": [10, 2, 6, 2] * 2, "mae": [0.5, 1.1, 0.2, 1.3, 0.5, 0.9, 0.25, 1.0], "plcc": [0.6] * 8, "srocc": [0.6] * 8,
+        }),
+        pl.DataFrame({"expert": ["ava"], "variant": ["round: tfa+flsa+apds"], "tfa": [True], "flsa": [True], "apds": [True]}),
+        pl.DataFrame({"beta": [5.0], "t": [0.3], "mae": [0.4], "kept_fraction": [0.2], "chosen": [True]}),
+        pl.DataFrame({"method": ["instant", "instant+self_training"], "k": [10, 10], "people": [7, 7], "srocc_mean": [0.3, 0.31],
+                      "mae_low": [1.0, 0.9]}),
+        pl.DataFrame({"method": ["instant+self_training"], "versus": ["instant"], "k": [10], "mean_diff": [0.01]}),
         {"methods": {"layerwise_rank": {"method": "task_vectors"}}, "protocol": "tiny test protocol"},
     )
     assert "tiny test protocol" in html
-    for title in ("Personalization", "Experts", "Task vectors", "Data"):
+    for title in ("Personalization", "The long tail", "Experts", "Task vectors", "Data"):
         assert f"<h2>{title}" in html
     assert html.count("zero_shot_ava") == 1  # single experts only in the full table
     assert "layeragnostic_rank" in html and "Wilcoxon" in html  # the paired comparison is shown
     assert "validation people" in html and "0.350" in html  # the L2 choice and its figures
+    assert "round: tfa+flsa+apds" in html and "instant+self_training" in html  # the ablation and the people's rows
+    assert "self_training/scatter.png" in html and "self_training/apds_heatmap.png" in html
+    assert "1.100" in html and "0.900" in html  # the low segment's MAE, plain and self-trained, side by side

@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 
 from aestimo import config
-from aestimo.evaluation.report import build_html, expert_matrix, main_methods, table_html
+from aestimo.evaluation.report import build_html, expert_matrix, long_tail_section, main_methods, table_html
 
 
 def build_report(
@@ -20,6 +20,11 @@ def build_report(
     personalization_comparisons: pl.DataFrame,
     personalization_timings: pl.DataFrame,
     chosen_settings: pl.DataFrame,
+    long_tail_metrics: pl.DataFrame,
+    long_tail_ablation: pl.DataFrame,
+    apds_people: pl.DataFrame,
+    self_training_summary: pl.DataFrame,
+    self_training_comparisons: pl.DataFrame,
     personalize_params: dict[str, Any],
 ) -> str:
     """The run's HTML report (plots are the PNGs written beside it, under 08_reporting)."""
@@ -58,6 +63,10 @@ def build_report(
             "test people are never read. Mean SROCC over validation people per value (the chosen one "
             "marked); empty when there are none.</p>"
             + table_html(chosen_settings),
+        ),
+        (
+            "The long tail (ELTA): experts and people",
+            long_tail_section(long_tail_metrics, long_tail_ablation, apds_people, self_training_summary, self_training_comparisons),
         ),
         (
             "Experts: SROCC of every expert on every source's test split",

@@ -13,7 +13,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "ingest_counts", "world_statistics", "expert_metrics", "task_vector_similarity",
                     "personalization_summary", "personalization_summary_by_source", "personalization_comparisons", "personalization_timings",
-                    "chosen_settings", "params:personalize",
+                    "chosen_settings", "long_tail_metrics", "long_tail_ablation", "apds_people", "self_training_summary",
+                    "self_training_comparisons", "params:personalize",
                 ],
                 outputs="report",
                 name="build_report",
