@@ -122,3 +122,44 @@ def test_a_finished_stage_is_reused_and_a_changed_input_trains_again(tmp_path, m
     changed = type(changed)(changed.score + 0.5, changed.dist)  # the same images with other labels
     finetune(_fresh(), pixels[idx_t], changed, *args[2:], **kw, checkpoint=ckpt)
     assert len(calls) == 2 * cfg.steps  # a changed input trains again (two parameter groups per step)
+
+
+def test_long_tail_modules_change_stage1_reproducibly_and_off_is_plain():
+    from aestimo.training.long_tail import LongTailOptions
+
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(96, 8, generator=gen)
+    y = Labels((3 + feats[:, 0]).clamp(1, 5), torch.full((96, 10), float("nan")))
+    base = StageConfig(steps=20, batch_size=32, lr_head=(1e-2, 1e-3), eval_every=10, patience=0, checkpoint_every=1000)
+
+    def fit(cfg):
+        head = ScoreHead(8, hidden=16, dropout=0.0)
+        head.reset_parameters(0)
+        return train_head(head, feats[:64], y.subset(torch.arange(64)), feats[64:], y.subset(torch.arange(64, 96)),
+                          template_tensor("five"), cfg, seed=3)[0]
+
+    plain = fit(base)
+    off = fit(base.model_copy(update={"long_tail": LongTailOptions()}))
+    elta = fit(base.model_copy(update={"long_tail": LongTailOptions(tfa=True, flsa=1.0)}))
+    again = fit(base.model_copy(update={"long_tail": LongTailOptions(tfa=True, flsa=1.0)}))
+    torch.testing.assert_close(off["fc2.weight"], plain["fc2.weight"], rtol=0, atol=0)
+    assert (elta["fc2.weight"] - plain["fc2.weight"]).abs().max() > 1e-6
+    torch.testing.assert_close(again["fc2.weight"], elta["fc2.weight"], rtol=0, atol=0)
+
+
+def test_a_self_training_round_reads_only_kept_pseudo_labels():
+    from aestimo.training.experts import self_train
+    from aestimo.training.pseudo_labels import PseudoLabels
+
+    pixels, y, cfg = _stage2_inputs()
+    pool = torch.randint(0, 256, (6, 3, 40, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(9))
+    args = dict(pixels_train=pixels[:16], y_train=y.subset(torch.arange(16)), pixels_val=pixels[16:], y_val=y.subset(torch.arange(16, 24)),
+                template=template_tensor("ten"), crop=32, norm=((0.5,) * 3, (0.5,) * 3), cfg=cfg, seed=0)
+    dist = torch.softmax(torch.randn(6, 10, generator=torch.Generator().manual_seed(1)), 1)
+    none_kept = PseudoLabels(dist, dist @ template_tensor("ten"), torch.zeros(6, dtype=torch.bool))
+    labelled_only, _ = self_train(_fresh(), pixels_pool=pool[:0], pseudo=None, **args)
+    discarded, _ = self_train(_fresh(), pixels_pool=pool, pseudo=none_kept, **args)
+    kept, _ = self_train(_fresh(), pixels_pool=pool, pseudo=PseudoLabels(none_kept.dist, none_kept.score, torch.ones(6, dtype=torch.bool)), **args)
+    k = "head.fc2.weight"
+    torch.testing.assert_close(discarded[k], labelled_only[k], rtol=0, atol=0)  # a discarded pseudo-label weighs nothing
+    assert (kept[k] - labelled_only[k]).abs().max() > 0
