@@ -24,6 +24,9 @@ from pydantic import (
 from aestimo.options import Options as Strict
 from aestimo.personalization import REGISTRY, method_class
 from aestimo.personalization.runs import ConfiguredMethod, Sample
+from aestimo.personalization.multi_attribute import MultiAttributeTrainOptions
+from aestimo.personalization.pa_iaa import PaIaaTrainOptions
+from aestimo.personalization.prompts import PromptTrainOptions
 from aestimo.training.experts import LossWeights, StageConfig
 from aestimo.training.long_tail import LongTailOptions
 from aestimo.training.pseudo_labels import ApdsGrid
@@ -109,7 +112,7 @@ class ExpertsParams(Strict):
 class MethodSample(Strict):
     """A slow method run on part of the plan: the first people of each source, their first repeats."""
 
-    people_per_source: PositiveInt
+    people_per_source: PositiveInt | None = None  # None = every person
     repeats: PositiveInt
 
 
@@ -228,6 +231,7 @@ class ExpertSelfTraining(Strict):
     grid: ApdsGrid = ApdsGrid()
     long_tail: LongTailOptions = LongTailOptions(tfa=True, flsa=1.0)  # the round's TFA / FLSA
     round: StageConfig  # steps, batch size and learning rates of the extra round
+    select_by: Literal["balanced_mae", "loss"] = "balanced_mae"  # the round's step kept, on the validation split
     seed: int = 0
 
 
@@ -260,11 +264,22 @@ class SelfTrainingParams(Strict):
         return self.experts.round.model_copy(update={"long_tail": self.experts.long_tail if long_tail is None else long_tail})
 
 
+class FieldModelsParams(Strict):
+    """Training options of the field's generic models (each class holds its defaults)."""
+
+    pa_iaa: PaIaaTrainOptions = PaIaaTrainOptions()
+    prompt: PromptTrainOptions = PromptTrainOptions()
+    multi_attribute: MultiAttributeTrainOptions = MultiAttributeTrainOptions()
+    seed: int = 0
+    threads: int | None = 1  # small heads on cached features: one thread (two wait on each other on a busy 2-core machine)
+
+
 SECTIONS: dict[str, type[BaseModel]] = {
     "ingest": IngestParams,
     "experts": ExpertsParams,
     "personalize": PersonalizeParams,
     "self_training": SelfTrainingParams,
+    "field_models": FieldModelsParams,
 }
 
 

@@ -1,7 +1,7 @@
 """λ learning (the task_vectors method): initialisation, batched = looped, the known answer."""
 
 import numpy as np
-import polars as pl
+
 import pytest
 import torch
 from torch import nn

@@ -92,7 +92,7 @@ def test_rerun_reuses_the_experts_and_a_stage_runs_alone(project, monkeypatch):
 
 def test_one_hot_merge_reproduces_the_trained_experts(project):
     _, catalog = project
-    theta0, tv, cache = catalog.load("theta0"), catalog.load("task_vectors"), catalog.load("image_cache")
+    tv, cache = catalog.load("task_vectors"), catalog.load("image_cache")
     preds = catalog.load("expert_predictions")
     splits = catalog.load("generic_splits")
     read_downstream = splits.filter(pl.col("split").is_in(["test", "personal"]))["image_id"]

@@ -94,3 +94,99 @@ def long_tail_section(
         + "<p>Paired over people against the base method on the same runs:</p>"
         + table_html(comparisons)
     )
+
+
+def is_ceiling(column: str = "method") -> pl.Expr:
+    """Rows of ceilings (``<name>_ceiling``): bounds read from what no method may see, not methods."""
+    return pl.col(column).str.ends_with("_ceiling")
+
+
+def _interval(mean: float | None, low: float | None, high: float | None) -> str:
+    """``0.437 [0.327, 0.525]``; the bracket is left out when there is no interval (NaN or missing)."""
+    if mean is None or mean != mean:
+        return ""
+    if low is None or high is None or low != low or high != high:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def comparison_table(summary: pl.DataFrame) -> pl.DataFrame:
+    """Methods as rows, for each k the people and mean SROCC with its 95 % interval over people;
+    methods ordered by mean SROCC at the largest k, ceilings last and marked."""
+    ks = sorted(summary["k"].unique().to_list())
+    t = summary.with_columns(
+        pl.struct("srocc_mean", "srocc_ci_low", "srocc_ci_high")
+        .map_elements(lambda r: _interval(r["srocc_mean"], r["srocc_ci_low"], r["srocc_ci_high"]), return_dtype=pl.String)
+        .alias("srocc")
+    )
+    last = t.filter(pl.col("k") == ks[-1]).select("method", pl.col("srocc_mean").fill_nan(None).alias("_order"))
+    wide = t.select("method").unique()
+    for k in ks:
+        at_k = t.filter(pl.col("k") == k).select(
+            "method", pl.col("people").alias(f"people, k={k}"), pl.col("srocc").alias(f"SROCC [95 % CI], k={k}")
+        )
+        wide = wide.join(at_k, on="method", how="left")
+    return (
+        wide.join(last, on="method", how="left")
+        .with_columns(pl.when(is_ceiling()).then(pl.lit("ceiling")).otherwise(pl.lit("")).alias("role"))
+        .sort([is_ceiling(), "_order", "method"], descending=[False, True, False], nulls_last=True)
+        .select("method", "role", pl.exclude("method", "role", "_order"))
+    )
+
+
+def best_methods_sentence(summary: pl.DataFrame) -> str:
+    """One sentence per k naming the non-ceiling method with the highest mean SROCC, with how many
+    people it was measured on when that is fewer than most methods had."""
+    parts = []
+    methods = summary.filter(~is_ceiling() & pl.col("srocc_mean").is_not_nan())
+    for k in sorted(methods["k"].unique().to_list()):
+        at_k = methods.filter(pl.col("k") == k)
+        best = at_k.sort("srocc_mean", descending=True).row(0, named=True)
+        most = int(at_k["people"].max())
+        few = f", on {best['people']} people where most methods have {most}" if best["people"] < most else ""
+        interval = _interval(best["srocc_mean"], best["srocc_ci_low"], best["srocc_ci_high"])
+        parts.append(f"at k = {k}, <strong>{html.escape(best['method'])}</strong> ({interval}{few})")
+    if not parts:
+        return "<p class='note'>No method has a mean SROCC yet.</p>"
+    return "<p>Best method by mean SROCC over people, ceilings aside: " + "; ".join(parts) + ".</p>"
+
+
+def seconds_per_person(timings: pl.DataFrame) -> pl.DataFrame:
+    """Seconds per run (one person, one repeat) per method × k, as a method × k table; sources are
+    pooled weighted by their runs when the table has ``runs``."""
+    weight = pl.col("runs") if "runs" in timings.columns else pl.lit(1.0)
+    per = timings.group_by("method", "k").agg(
+        ((pl.col("seconds_per_run") * weight).sum() / weight.sum()).alias("seconds_per_run")
+    )
+    wide = per.sort("k").pivot(on="k", index="method", values="seconds_per_run")
+    return wide.rename({c: f"seconds, k={c}" for c in wide.columns if c != "method"}).sort("method")
+
+
+def method_comparison_section(
+    summary: pl.DataFrame, timings: pl.DataFrame, prompt_ablation: pl.DataFrame | None = None
+) -> str:
+    """Methods side by side: mean SROCC per k with its interval (ceilings marked), the best method
+    at each k, accuracy against cost, who gains person by person, seconds per person and, when
+    given, the prompt ablation."""
+    if summary.height:
+        out = (
+            "<p>Mean SROCC over held-out people with a 95 % bootstrap interval over people (each person's "
+            "repeats averaged first); <em>people</em> says how many people a cell has. Rows marked "
+            "<em>ceiling</em> read what no method may and bound what is reachable.</p>"
+            + table_html(comparison_table(summary)) + best_methods_sentence(summary)
+        )
+    else:
+        out = table_html(summary)
+    seconds = seconds_per_person(timings) if timings.height else timings
+    out += (
+        "<h3>Accuracy against cost</h3>"
+        "<img src='personalization/cost.png' alt='mean SROCC against seconds per person'>"
+        "<h3>Who gains, person by person</h3>"
+        "<img src='personalization/gains.png' alt='per-person SROCC gain'>"
+        "<h3>Seconds per person</h3><p class='note'>One run is one person and one repeat, a method's "
+        "shared work shared out over its runs; seconds on this machine, they change from machine to machine.</p>"
+        + table_html(seconds.with_columns(pl.col(pl.Float64).map_elements(lambda v: f"{v:.3g}", return_dtype=pl.String)))
+    )
+    if prompt_ablation is not None:
+        out += "<h3>Prompt ablation</h3>" + table_html(prompt_ablation)
+    return out

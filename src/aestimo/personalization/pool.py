@@ -82,20 +82,21 @@ def unpack(flat: dict[str, torch.Tensor], specs) -> dict[str, torch.Tensor]:
 _CTX: Context | None = None
 
 
-def _init_worker(theta_flat, theta_specs, theta_meta, tau_flat, tau_specs, tau_meta, images, experts, features, shared) -> None:
+def _init_worker(theta_flat, theta_specs, theta_meta, tau_flat, tau_specs, tau_meta, images, experts, features, shared,
+                 artifacts, profiles) -> None:
     global _CTX
     torch.set_num_threads(1)
     threadpool_limits(1)
     theta0 = TensorBundle(unpack(theta_flat, theta_specs), theta_meta)
     tau = TensorBundle(unpack(tau_flat, tau_specs), tau_meta)
-    _CTX = Context(images, theta0, tau, experts, features, shared)
+    _CTX = Context(images, theta0, tau, experts, features, shared, artifacts=artifacts, profiles=profiles)
 
 
 def _init_args(ctx: Context) -> tuple:
     theta_flat, theta_specs = pack(ctx.theta0.tensors)
     tau_flat, tau_specs = pack(ctx.task_vectors.tensors)
     return (theta_flat, theta_specs, ctx.theta0.meta, tau_flat, tau_specs, ctx.task_vectors.meta, ctx.images, ctx.experts,
-            ctx.features, ctx.shared)
+            ctx.features, ctx.shared, ctx.artifacts, ctx.profiles)
 
 
 def _call(fn, arg):

@@ -82,6 +82,10 @@ class Context:
     shared: dict[str, Any] = field(default_factory=dict)
     #: processes :meth:`Method.prepare` may share its work out to (1 inside a worker)
     workers: int = 1
+    #: generic models some methods start from, trained before personalization (e.g. "pa_iaa"), by name
+    artifacts: dict[str, TensorBundle] = field(default_factory=dict)
+    #: what people told about themselves (Big-Five, experience), by (source, rater_id); empty where unknown
+    profiles: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     @cached_property
     def merged(self) -> MergedScorer:
@@ -105,6 +109,8 @@ class Method:
     needs_truth: ClassVar[bool] = False
     #: True for methods that run the network per person (worth a worker process); light ones run in the main one.
     heavy: ClassVar[bool] = False
+    #: True for methods that read the person's profile (``ctx.profiles``): none for people without one.
+    needs_profile: ClassVar[bool] = False
     #: True when the state holds a ``lambda`` that `aestimo score` can merge into a scorer.
     deployable: ClassVar[bool] = False
 

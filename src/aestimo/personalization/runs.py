@@ -61,16 +61,16 @@ class ConfiguredMethod:
 @dataclass(frozen=True)
 class Sample:
     """A method run on part of the plan only (a slow one, within the budget): the first
-    ``people_per_source`` people of each source (in plan order) and their first ``repeats`` repeats."""
+    ``people_per_source`` people of each source (in plan order; None = all) and their first ``repeats`` repeats."""
 
-    people_per_source: int
+    people_per_source: int | None
     repeats: int
 
     def people(self, runs: Sequence[RunData]) -> set[tuple[str, str]]:
         chosen: dict[str, list[str]] = {}
         for r in runs:
             ids = chosen.setdefault(r.support.source, [])
-            if r.support.rater_id not in ids and len(ids) < self.people_per_source:
+            if r.support.rater_id not in ids and (self.people_per_source is None or len(ids) < self.people_per_source):
                 ids.append(r.support.rater_id)
         return {(src, rid) for src, ids in chosen.items() for rid in ids}
 
@@ -225,12 +225,15 @@ def run_data(
     return out
 
 
-def build_jobs(methods: Sequence[ConfiguredMethod], runs: Sequence[RunData]) -> list[Job]:
+def build_jobs(
+    methods: Sequence[ConfiguredMethod], runs: Sequence[RunData], profiled: set[tuple[str, str]] | frozenset = frozenset()
+) -> list[Job]:
     """Every configured method on every run it applies to (its ks and sample; methods that need the
-    hidden truth, ``needs_truth``, only where it exists, i.e. for the synthetic world's people)."""
+    hidden truth, ``needs_truth``, only where it exists, i.e. for the synthetic world's people; methods
+    that read a profile, ``needs_profile``, only for the people in ``profiled``)."""
     jobs = []
     for m in methods:
-        skipped = 0
+        skipped = no_profile = 0
         sampled = m.sample.people(runs) if m.sample is not None else None
         for r in runs:
             if m.ks is not None and r.support.k not in m.ks:
@@ -240,9 +243,14 @@ def build_jobs(methods: Sequence[ConfiguredMethod], runs: Sequence[RunData]) -> 
             if m.method.needs_truth and r.query.truth is None:
                 skipped += 1
                 continue
+            if m.method.needs_profile and (r.support.source, r.support.rater_id) not in profiled:
+                no_profile += 1
+                continue
             jobs.append(Job(m.name, m.method, r.support, r.query))
         if skipped:
             log.info("%s: %d runs of people without hidden truth (real data) have no ceiling row", m.name, skipped)
+        if no_profile:
+            log.info("%s: %d runs of people without a profile (traits, experience) are left out", m.name, no_profile)
     return jobs
 
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from aestimo.bundle import load_bundle
 from aestimo.data.images import center_view, to_float, train_view
+from aestimo.evaluation.long_tail import segment_metrics
 from aestimo.models.scorer import freeze_bn_stats
 from aestimo.options import Options
 from aestimo.training.checkpoints import digest, load_checkpoint, load_finished, save_checkpoint, save_finished
@@ -273,13 +274,16 @@ def self_train(
     seed: int,
     checkpoint: Path | None = None,
     desc: str = "self-training round",
+    select_by: str = "balanced_mae",
 ) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """One more round of whole-model training from a trained expert: each step a labelled batch
     and, where ``pseudo`` is given, as many images drawn from the **kept** pseudo-labels of
     ``pixels_pool`` (the indicator-weighted unlabelled loss: a discarded pseudo-label weighs 0, a
     kept one as much as a labelled image), targets their sharpened distributions; TFA and FLSA as
     ``cfg.long_tail`` says (TFA mixes across the whole batch). Without ``pseudo`` it is the
-    compute-matched control: the same round on labelled images alone."""
+    same round on labelled images alone (the control). The step kept is the one with the lowest
+    ``select_by`` on the validation split: ``balanced_mae`` (the mean of the low / middle / high
+    segments' MAE: the long tail's own objective) or ``loss`` (the plain expert loss)."""
     prior = class_prior(y_train, template)
     x_val = to_float(center_view(pixels_val, crop), *norm)
     kept = torch.nonzero(pseudo.keep).squeeze(1) if pseudo is not None else torch.empty(0, dtype=torch.long)
@@ -294,8 +298,20 @@ def self_train(
             y = Labels(torch.cat([y.score, y_pool.score[u]]), torch.cat([y.dist, y_pool.dist[u]]))
         return _batch_loss(scorer.head, scorer.features(x), y, template, prior, cfg, gen)
 
-    parts = [pixels_train, y_train.score, y_train.dist, pixels_val, y_val.score, y_val.dist, template, crop, norm]
+    val = _val_loss(scorer, x_val, y_val, template, prior, cfg) if select_by == "loss" else _val_balanced_mae(scorer, x_val, y_val, template)
+    parts = [pixels_train, y_train.score, y_train.dist, pixels_val, y_val.score, y_val.dist, template, crop, norm, select_by]
     if pseudo is not None:
         parts += [pixels_pool, pseudo.score, pseudo.dist, pseudo.keep]
-    return _fit(scorer, _whole_model_groups(scorer, cfg), batch, _val_loss(scorer, x_val, y_val, template, prior, cfg), len(pixels_train),
+    return _fit(scorer, _whole_model_groups(scorer, cfg), batch, val, len(pixels_train),
                 cfg, seed, checkpoint, desc, None, _bn_frozen_train_mode(scorer), digest(*parts))
+
+
+def _val_balanced_mae(scorer, x_val: torch.Tensor, y_val: Labels, template) -> Callable[[], float]:
+    """The mean of the low / middle / high segments' MAE on the validation views (segments of the true scores)."""
+    @torch.no_grad()
+    def val() -> float:
+        pred = torch.cat([scorer(x_val[i : i + 128]) for i in range(0, len(x_val), 128)]) @ template
+        rows = [r["mae"] for r in segment_metrics(y_val.score.numpy(), pred.numpy()) if r["segment"] != "all" and r["n"]]
+        return float(sum(rows) / len(rows))
+
+    return val

@@ -22,6 +22,7 @@ from aestimo.data.images import CachedImages  # noqa: E402
 from aestimo.evaluation import people  # noqa: E402
 from aestimo.evaluation.report import main_methods  # noqa: E402
 from aestimo.models.theta0 import normalisation  # noqa: E402
+from aestimo.personalization.field_data import profiles_by_person  # noqa: E402
 from aestimo.personalization import Context, runs, selection  # noqa: E402
 from aestimo.personalization.registry import method_class  # noqa: E402
 from aestimo.personalization.pool import prepare, run_batched, run_jobs  # noqa: E402
@@ -103,6 +104,10 @@ def personalize_people(
     theta0: TensorBundle,
     task_vectors: TensorBundle,
     chosen_settings: pl.DataFrame,
+    user_profiles: pl.DataFrame,
+    pa_iaa_model: TensorBundle,
+    prompt_model: TensorBundle,
+    multi_attribute_model: TensorBundle,
     params: dict[str, Any],
 ) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame]:
     """Every configured method on every planned person × k × repeat: each person's fitted states,
@@ -111,9 +116,11 @@ def personalize_people(
     p = _params(params)
     ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors)
     ctx.workers = 1 if p.batched else p.workers
+    ctx.artifacts = {"pa_iaa": pa_iaa_model, "prompt_model": prompt_model, "multi_attribute": multi_attribute_model}
+    ctx.profiles = profiles_by_person(user_profiles)
     experts = ctx.experts
     data = runs.run_data(plan, fewshot_splits, ratings, expert_predictions, image_cache.meta["image_ids"], world_utilities)
-    jobs = runs.build_jobs(p.configured_methods(experts, selection.chosen_settings(chosen_settings)), data)
+    jobs = runs.build_jobs(p.configured_methods(experts, selection.chosen_settings(chosen_settings)), data, set(ctx.profiles))
     log.info("personalizing: %d runs (%d methods) on %d worker(s)", len(jobs), len(p.methods), 1 if p.batched else p.workers)
     prepared = prepare(ctx, jobs)
     results = run_batched(ctx, jobs) if p.batched else run_jobs(ctx, jobs, workers=p.workers)

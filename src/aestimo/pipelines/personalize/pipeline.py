@@ -28,7 +28,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 personalize_people,
                 inputs=[
                     "personalization_plan", "fewshot_splits", "ratings", "expert_predictions", "world_utilities",
-                    "image_cache", "backbone_features", "theta0", "task_vectors", "chosen_settings", "params:personalize",
+                    "image_cache", "backbone_features", "theta0", "task_vectors", "chosen_settings", "user_profiles",
+                    "pa_iaa_model", "prompt_model", "multi_attribute_model", "params:personalize",
                 ],
                 outputs=["user_coefficients", "personalization_metrics", "personalization_timings"],
                 name="personalize_people",

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import polars as pl
 
 from aestimo import config
-from aestimo.evaluation.report import build_html, expert_matrix, long_tail_section, main_methods, table_html
+
+log = logging.getLogger(__name__)
+from aestimo.evaluation.report import (
+    build_html,
+    expert_matrix,
+    long_tail_section,
+    main_methods,
+    method_comparison_section,
+    table_html,
+)
 
 
 def build_report(
@@ -65,6 +75,13 @@ def build_report(
             + table_html(chosen_settings),
         ),
         (
+            "Methods compared",
+            method_comparison_section(
+                personalization_summary, personalization_timings,
+                personalization_summary.filter(pl.col("method").str.starts_with("aesmamba_p")),
+            ),
+        ),
+        (
             "The long tail (ELTA): experts and people",
             long_tail_section(long_tail_metrics, long_tail_ablation, apds_people, self_training_summary, self_training_comparisons),
         ),
@@ -88,3 +105,22 @@ def build_report(
         ),
     ]
     return build_html(sections, p.protocol)
+
+
+def check_report_in_browser(report: str, personalization_summary: pl.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    """The written report rendered in headless Chromium: every image loaded, a summary row for every
+    method, no broken link; a full-page screenshot beside it (``report.png``). Skipped, with the
+    reason in the result, where Chromium is not installed (a plain install has no browser)."""
+    from pathlib import Path
+
+    from aestimo.evaluation.browser import check_report, chromium_available
+
+    html = Path(params["report_path"])
+    if not chromium_available():
+        log.warning("report not checked in a browser: Debian's chromium and chromium-driver (and selenium) are not installed")
+        return {"checked": False, "reason": "chromium, chromium-driver or selenium not installed"}
+    if not html.exists() or html.read_text() != report:
+        raise RuntimeError(f"{html} is not the report this run wrote; set reporting.report_path to the catalog's report file")
+    shown = personalization_summary.filter(main_methods("method"))["method"].unique().to_list()
+    facts = check_report(html, shown, html.with_name("report.png"))
+    return {"checked": True, **{k: (str(v) if isinstance(v, Path) else v) for k, v in facts.items()}}

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import build_report
+from .nodes import build_report, check_report_in_browser
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -18,6 +18,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="report",
                 name="build_report",
-            )
+            ),
+            Node(
+                check_report_in_browser,
+                inputs=["report", "personalization_summary", "params:reporting"],
+                outputs="report_check",
+                name="check_report_in_browser",
+            ),
         ]
     )

@@ -123,7 +123,7 @@ def _round(
         load_scorer(theta0, expert_weights.tensors), pixels[data["train"].rows], data["train"].labels, pool, pseudo,
         pixels[data["val"].rows], data["val"].labels, _template(source).float(), theta0.meta["input_size"], normalisation(theta0),
         p.round_config(long_tail), p.experts.seed, checkpoint=Path(p.checkpoint_dir) / f"{source}_self_training_{tag}.safetensors",
-        desc=f"{source} self-training ({tag})",
+        desc=f"{source} self-training ({tag})", select_by=p.experts.select_by,
     )
 
 
