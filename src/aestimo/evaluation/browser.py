@@ -56,7 +56,7 @@ class ReportCheckError(AssertionError):
     """The report failed one or more checks; ``failures`` lists each one."""
 
     def __init__(self, html_path: Path, failures: list[str]) -> None:
-        self.failures = failures
+        self.failures = failures = list(dict.fromkeys(failures))  # an image shown twice fails once
         super().__init__(f"{html_path}: {len(failures)} problem(s):\n" + "\n".join(f"  - {f}" for f in failures))
 
 

@@ -23,7 +23,8 @@ def test_expert_matrix_has_experts_as_rows_and_drops_the_constant():
 
 def test_report_names_the_protocol_and_every_section():
     summary = pl.DataFrame(
-        {"method": ["layerwise_rank", "zero_shot_ensemble", "zero_shot_ava"], "k": [10, 10, 10], "srocc_mean": [0.5, 0.4, 0.3]}
+        {"method": ["layerwise_rank", "zero_shot_ensemble", "zero_shot_ava"], "k": [10, 10, 10], "people": [5, 5, 5],
+         "srocc_mean": [0.5, 0.4, 0.3], "srocc_ci_low": [0.4, 0.3, 0.2], "srocc_ci_high": [0.6, 0.5, 0.4]}
     )
     html = build_report(
         pl.DataFrame({"source": ["ava"], "images": [3]}),
@@ -33,7 +34,7 @@ def test_report_names_the_protocol_and_every_section():
         summary,
         summary.with_columns(pl.lit("flickr_aes").alias("source")),
         pl.DataFrame({"method": ["layerwise_rank"] * 2, "versus": ["layeragnostic_rank", "zero_shot_ava"], "k": [10, 10], "wilcoxon_p": [0.04, 0.5]}),
-        pl.DataFrame({"method": ["layerwise_rank"], "seconds": [1.0]}),
+        pl.DataFrame({"method": ["layerwise_rank"], "k": [10], "runs": [5], "seconds": [1.0], "seconds_per_run": [0.2]}),
         pl.DataFrame({"value": [0.01, 0.1], "k": [10, 10], "people": [5, 5], "srocc_mean": [0.3, 0.35], "chosen": [False, True]}),
         pl.DataFrame({
             "expert": ["ava"] * 8, "variant": ["plain"] * 4 + ["self_trained"] * 4, "segment": ["all", "low", "middle", "high"] * 2,
@@ -47,7 +48,7 @@ def test_report_names_the_protocol_and_every_section():
         {"methods": {"layerwise_rank": {"method": "task_vectors"}}, "protocol": "tiny test protocol"},
     )
     assert "tiny test protocol" in html
-    for title in ("Personalization", "The long tail", "Experts", "Task vectors", "Data"):
+    for title in ("Personalization", "Methods compared", "The long tail", "Experts", "Task vectors", "Data"):
         assert f"<h2>{title}" in html
     assert html.count("zero_shot_ava") == 1  # single experts only in the full table
     assert "layeragnostic_rank" in html and "Wilcoxon" in html  # the paired comparison is shown

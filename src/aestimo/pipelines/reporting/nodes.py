@@ -77,7 +77,7 @@ def build_report(
         (
             "Methods compared",
             method_comparison_section(
-                personalization_summary, personalization_timings,
+                main, personalization_timings.filter(main_methods("method")),
                 personalization_summary.filter(pl.col("method").str.starts_with("aesmamba_p")),
             ),
         ),
