@@ -9,12 +9,7 @@ from aestimo.models import text
 from aestimo.models.text import PACKAGE, TEXT_DIM, encode_tokens, model_path, text_encoder
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small networks: one thread (tests/conftest.py)
 
 
 def test_the_packaged_model_loads_offline_frozen_in_eval_mode(monkeypatch):

@@ -167,13 +167,7 @@ def synthetic_field(n=200, d=16, raters=20, seed=0) -> FieldData:
 FAST = PaIaaTrainOptions(steps=100, batch_size=32, lr=1e-3, eval_every=10)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small networks on a shared CPU: one thread is faster, and results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small networks: one thread (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

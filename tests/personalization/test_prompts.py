@@ -159,13 +159,7 @@ TINY = PromptTrainOptions(width=32, heads=2, hidden=32, dropout=0.0, image_dropo
                           rater_group=12, lr=3e-3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one thread is fastest (and other tests may share the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small networks: one thread (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,9 @@ from aestimo.personalization.prompts import train_prompt_model
 
 log = logging.getLogger(__name__)
 
+#: each generic model: its trainer, by the name of its block in ``field_models`` parameters
+TRAINERS = {"pa_iaa": train_pa_iaa, "prompt": train_prompt_model, "multi_attribute": train_multi_attribute}
+
 
 def _data(backbone_features: TensorBundle, ratings, generic_scores, generic_splits, user_profiles, test_people,
           params: dict[str, Any]) -> tuple[config.FieldModelsParams, FieldData]:
@@ -30,34 +33,20 @@ def _data(backbone_features: TensorBundle, ratings, generic_scores, generic_spli
     return p, data
 
 
-def train_personality_model(backbone_features: TensorBundle, ratings: pl.DataFrame, generic_scores: pl.DataFrame,
-                            generic_splits: pl.DataFrame, user_profiles: pl.DataFrame, test_people: pl.DataFrame,
-                            params: dict[str, Any]) -> TensorBundle:
-    """PA-IAA's aesthetic-distribution and Big-Five heads on the shared backbone's features."""
+def train_field_model(kind: str, backbone_features: TensorBundle, ratings: pl.DataFrame, generic_scores: pl.DataFrame,
+                      generic_splits: pl.DataFrame, user_profiles: pl.DataFrame, test_people: pl.DataFrame,
+                      params: dict[str, Any]) -> TensorBundle:
+    """One generic model (``kind``: pa_iaa, prompt or multi_attribute) with its block of options."""
     p, data = _data(backbone_features, ratings, generic_scores, generic_splits, user_profiles, test_people, params)
     t0 = time.perf_counter()
-    out = train_pa_iaa(data, p.pa_iaa)
-    log.info("PA-IAA heads trained in %.1f s", time.perf_counter() - t0)
+    out = TRAINERS[kind](data, getattr(p, kind))
+    log.info("%s trained in %.1f s", kind, time.perf_counter() - t0)
     return out
 
 
-def train_prompt_fusion_model(backbone_features: TensorBundle, ratings: pl.DataFrame, generic_scores: pl.DataFrame,
-                              generic_splits: pl.DataFrame, user_profiles: pl.DataFrame, test_people: pl.DataFrame,
-                              params: dict[str, Any]) -> TensorBundle:
-    """AesMamba-P's cross-attention fusion of the image feature with the rater's prompt."""
-    p, data = _data(backbone_features, ratings, generic_scores, generic_splits, user_profiles, test_people, params)
-    t0 = time.perf_counter()
-    out = train_prompt_model(data, p.prompt)
-    log.info("prompt model trained in %.1f s", time.perf_counter() - t0)
-    return out
-
-
-def train_attribute_model(backbone_features: TensorBundle, ratings: pl.DataFrame, generic_scores: pl.DataFrame,
-                          generic_splits: pl.DataFrame, user_profiles: pl.DataFrame, test_people: pl.DataFrame,
-                          params: dict[str, Any]) -> tuple[TensorBundle, pl.DataFrame]:
-    """The multi-attribute heads (one per rated attribute) and their SROCC against each attribute's test labels."""
-    p, data = _data(backbone_features, ratings, generic_scores, generic_splits, user_profiles, test_people, params)
-    t0 = time.perf_counter()
-    model = train_multi_attribute(data, p.multi_attribute)
-    log.info("multi-attribute heads trained in %.1f s", time.perf_counter() - t0)
-    return model, attribute_metrics(model, data)
+def evaluate_attribute_model(multi_attribute_model: TensorBundle, backbone_features: TensorBundle, ratings: pl.DataFrame,
+                             generic_scores: pl.DataFrame, generic_splits: pl.DataFrame, user_profiles: pl.DataFrame,
+                             test_people: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    """Each attribute head's SROCC (and PLCC) against its attribute's labels on the test splits."""
+    _, data = _data(backbone_features, ratings, generic_scores, generic_splits, user_profiles, test_people, params)
+    return attribute_metrics(multi_attribute_model, data)
