@@ -72,7 +72,7 @@ def main(argv=None) -> None:
             defaults[name] = getattr(args, name)
 
     plan = plan_personalization(data["fewshot_splits"], data["ratings"], data["generic_splits"], params)
-    _, metrics, _ = personalize_people(
+    _, metrics, _, _ = personalize_people(
         plan, data["fewshot_splits"], data["ratings"], data["expert_predictions"], data["world_utilities"],
         data["image_cache"], data["backbone_features"], data["theta0"], data["task_vectors"], data["chosen_settings"],
         data["user_profiles"], data["pa_iaa_model"], data["prompt_model"], data["multi_attribute_model"], params,

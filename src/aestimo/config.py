@@ -271,7 +271,7 @@ class FieldModelsParams(Strict):
     prompt: PromptTrainOptions = PromptTrainOptions()
     multi_attribute: MultiAttributeTrainOptions = MultiAttributeTrainOptions()
     seed: int = 0
-    threads: int | None = 1  # small heads on cached features: one thread (two wait on each other on a busy 2-core machine)
+    threads: int | None = None  # None = every core (the nodes run one at a time)
 
 
 SECTIONS: dict[str, type[BaseModel]] = {

@@ -34,11 +34,13 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from aestimo.bundle import TensorBundle
 from aestimo.options import Options
 from aestimo.personalization import task_vectors as tv
 from aestimo.personalization.linearized import LinearScores, linear_scores, score_features
 from aestimo.personalization.pool import map_in_workers
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
+from aestimo.training.checkpoints import digest
 
 
 class InstantOptions(Options):
@@ -136,6 +138,30 @@ def features_for(ctx: Context, at: torch.Tensor, rows_by_source: dict[str, torch
         lin = lin.extended(rows, base, phi)
     ctx.shared[key] = lin
     return lin
+
+
+def export_features(ctx: Context) -> TensorBundle:
+    """Every shared linearized score in ``ctx.shared`` as one bundle (a catalog artifact), tagged with
+    a digest of the task vectors they were computed from."""
+    tensors, keys = {}, []
+    for key, lin in ctx.shared.items():
+        if key.startswith("linearized/"):
+            keys.append(key)
+            tensors |= {f"{key}/at": lin.at, f"{key}/rows": lin.rows, f"{key}/base": lin.base, f"{key}/phi": lin.phi}
+    return TensorBundle(tensors, {"keys": keys, "task_vectors": digest(ctx.task_vectors.tensors)})
+
+
+def import_features(ctx: Context, bundle: TensorBundle) -> int:
+    """Put an exported bundle's linearized scores back into ``ctx.shared`` when they were computed
+    from this context's task vectors (otherwise nothing: they would be another model's); returns
+    how many images came back."""
+    if bundle.meta.get("task_vectors") != digest(ctx.task_vectors.tensors):
+        return 0
+    n = 0
+    for key in bundle.meta.get("keys", []):
+        ctx.shared[key] = LinearScores(*(bundle[f"{key}/{part}"] for part in ("at", "rows", "base", "phi")))
+        n += len(ctx.shared[key].rows)
+    return n
 
 
 @register("instant")

@@ -471,7 +471,11 @@ class AesMambaP(Method):
 
     Options = AesMambaPOptions
     needs_profile = True
-    heavy = True
+    heavy = True  # the fine-tuned variant; the zero-shot one is a few milliseconds per person (light, see __init__)
+
+    def __init__(self, options: AesMambaPOptions | None = None):
+        super().__init__(options)
+        self.heavy = self.options.fine_tune_steps > 0
 
     def _sentences(self, support: Support, ctx: Context) -> list[str]:
         profile = ctx.profiles.get((support.source, support.rater_id))

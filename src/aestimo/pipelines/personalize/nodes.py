@@ -23,6 +23,7 @@ from aestimo.evaluation import people  # noqa: E402
 from aestimo.evaluation.report import main_methods  # noqa: E402
 from aestimo.models.theta0 import normalisation  # noqa: E402
 from aestimo.personalization.field_data import profiles_by_person  # noqa: E402
+from aestimo.personalization.instant import export_features  # noqa: E402
 from aestimo.personalization import Context, runs, selection  # noqa: E402
 from aestimo.personalization.registry import method_class  # noqa: E402
 from aestimo.personalization.pool import prepare, run_batched, run_jobs  # noqa: E402
@@ -109,10 +110,11 @@ def personalize_people(
     prompt_model: TensorBundle,
     multi_attribute_model: TensorBundle,
     params: dict[str, Any],
-) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame]:
+) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame, TensorBundle]:
     """Every configured method on every planned person × k × repeat: each person's fitted states,
     SROCC / PLCC on the query images, and the time spent (with the settings chosen on validation
-    people, where the parameters do not set them)."""
+    people, where the parameters do not set them); and instant's per-image features, which later
+    stages reuse instead of computing them again."""
     p = _params(params)
     ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors)
     ctx.workers = 1 if p.batched else p.workers
@@ -126,7 +128,8 @@ def personalize_people(
     results = run_batched(ctx, jobs) if p.batched else run_jobs(ctx, jobs, workers=p.workers)
     meta = {"sources": task_vectors.meta["sources"], "names": task_vectors.meta["names"], "deploy_method": p.deploy_method}
     states, metrics_table, timings = runs.collect(jobs, results, data, meta, prepared)
-    return states, metrics_table, timings.with_columns(pl.lit(1 if p.batched else p.workers).alias("workers"))
+    timings = timings.with_columns(pl.lit(1 if p.batched else p.workers).alias("workers"))
+    return states, metrics_table, timings, export_features(ctx)
 
 
 def compare_methods(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:

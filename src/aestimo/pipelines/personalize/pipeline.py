@@ -31,7 +31,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "image_cache", "backbone_features", "theta0", "task_vectors", "chosen_settings", "user_profiles",
                     "pa_iaa_model", "prompt_model", "multi_attribute_model", "params:personalize",
                 ],
-                outputs=["user_coefficients", "personalization_metrics", "personalization_timings"],
+                outputs=["user_coefficients", "personalization_metrics", "personalization_timings", "instant_features"],
                 name="personalize_people",
             ),
             Node(

@@ -33,6 +33,7 @@ from aestimo.models.scorer import template_tensor  # noqa: E402
 from aestimo.models.theta0 import load_scorer, normalisation  # noqa: E402
 from aestimo.personalization import runs, selection  # noqa: E402
 from aestimo.personalization.pool import prepare, run_jobs  # noqa: E402
+from aestimo.personalization.instant import import_features  # noqa: E402
 from aestimo.personalization.runs import ConfiguredMethod, Sample  # noqa: E402
 from aestimo.personalization.self_training import SelfTraining, SelfTrainingOptions  # noqa: E402
 from aestimo.pipelines.experts.nodes import _history  # noqa: E402
@@ -246,7 +247,8 @@ def self_train_people(
     plan: pl.DataFrame, fewshot_splits: pl.DataFrame, ratings: pl.DataFrame, expert_predictions: pl.DataFrame,
     world_utilities: pl.DataFrame, image_cache: TensorBundle, backbone_features: TensorBundle, theta0: TensorBundle,
     task_vectors: TensorBundle, self_trained_task_vectors: TensorBundle, chosen_settings: pl.DataFrame,
-    apds_people: pl.DataFrame, personalization_metrics: pl.DataFrame, personalize_params: dict[str, Any], params: dict[str, Any],
+    apds_people: pl.DataFrame, personalization_metrics: pl.DataFrame, instant_features: TensorBundle,
+    personalize_params: dict[str, Any], params: dict[str, Any],
 ) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame]:
     """Person-level self-training of the configured base method on the planned people (its sample), on
     the task vectors ``people.task_vectors`` names, and the base on the other set for ``compare_sample``.
@@ -258,6 +260,9 @@ def self_train_people(
     ctxs = {name: _context(expert_predictions, image_cache, backbone_features, theta0, tv) for name, tv in sets.items()}
     for c in ctxs.values():
         c.workers = pp.workers
+        reused = import_features(c, instant_features)  # the personalize stage's feature pass, where it is this set's
+        if reused:
+            log.info("self-training people: %d images' instant features reused from the personalize stage", reused)
     configured = pp.configured_methods(ctxs["plain"].experts, selection.chosen_settings(chosen_settings))
     base = next((m for m in configured if m.name == p.people.base), None)
     if base is None:

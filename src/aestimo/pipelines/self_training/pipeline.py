@@ -88,7 +88,7 @@ def create_pipeline(sources: list[str] | None = None, **kwargs) -> Pipeline:
                 inputs=[
                     "personalization_plan", "fewshot_splits", "ratings", "expert_predictions", "world_utilities", "image_cache",
                     "backbone_features", "theta0", "task_vectors", "self_trained_task_vectors", "chosen_settings", "apds_people",
-                    "personalization_metrics", "params:personalize", PARAMS,
+                    "personalization_metrics", "instant_features", "params:personalize", PARAMS,
                 ],
                 outputs=["self_trained_user_coefficients", "self_training_metrics", "self_training_timings"],
                 name="self_train_people",
