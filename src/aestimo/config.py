@@ -160,6 +160,7 @@ class PersonalizeParams(Strict):
     defaults: dict[str, Any] = Field(default_factory=dict)  # options every method that has them takes
     batched: bool = False
     deploy_method: str | None = None  # the state `aestimo score` uses; None = the first deployable method
+    reference_method: str = "zero_shot_ensemble"  # the row every method is paired with in personalization_vs_reference
     bootstrap: Bootstrap = Bootstrap()
     selection: Selection = Selection()
     protocol: str = "default"

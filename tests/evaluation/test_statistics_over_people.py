@@ -64,3 +64,21 @@ def test_summary_by_source_splits_people():
     t = _table([("f", "A", "m", 10, 0, 0.2), ("p", "B", "m", 10, 0, 0.6)])
     s = summarize(t, by_source=True, resamples=200)
     assert s.select("source", "people", "srocc_mean").rows() == [("f", 1, 0.2), ("p", 1, 0.6)]
+
+
+def test_every_method_is_paired_with_the_reference_over_people():
+    import polars as pl
+
+    from aestimo.evaluation.people import against_reference
+
+    rows = []
+    for person in range(6):
+        for rep in range(2):
+            base = 0.1 * person + 0.01 * rep
+            for method, bump in (("zero_shot_ensemble", 0.0), ("better", 0.1), ("ceiling", 0.5)):
+                rows.append({"source": "s", "rater_id": f"p{person}", "method": method, "k": 10, "repeat": rep,
+                             "srocc": base + bump, "plcc": base})
+    t = against_reference(pl.DataFrame(rows), "zero_shot_ensemble", skip=("ceiling",), resamples=200)
+    assert t["method"].to_list() == ["better"] and t["versus"].to_list() == ["zero_shot_ensemble"]
+    assert abs(t["mean_diff"].item() - 0.1) < 1e-9 and t["wins"].item() == 6 and t["people"].item() == 6
+    assert against_reference(pl.DataFrame(rows), "missing").height == 0

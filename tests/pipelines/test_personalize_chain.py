@@ -94,6 +94,8 @@ def test_chain_runs_the_long_tail_stage_and_the_fields_methods(project):
     profiled = plan.filter(pl.col("source") == "para").select("rater_id").n_unique()
     assert summary.filter((pl.col("method") == "aesmamba_p") & (pl.col("k") == 10))["people"].item() == profiled
     assert catalog.load("multi_attribute_metrics").height > 0
+    vs = catalog.load("personalization_vs_reference")
+    assert {"pa_iaa", "aesmamba_p", "instant"} <= set(vs["method"]) and set(vs["versus"]) == {"zero_shot_ensemble"}
     check = catalog.load("report_check")
     assert check["checked"] is False or (check["images"] > 0 and "pa_iaa" in check["methods"])
 

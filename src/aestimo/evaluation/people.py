@@ -133,3 +133,14 @@ def against_all(metrics_table: pl.DataFrame, method: str, skip: tuple[str, ...] 
     others = [m for m in metrics_table["method"].unique(maintain_order=True).to_list() if m != method and m not in skip]
     tables = [paired(metrics_table, method, m, seed, resamples) for m in others]
     return pl.concat(tables).sort("k", "versus") if tables else pl.DataFrame(schema=COMPARISON_SCHEMA)
+
+
+def against_reference(metrics_table: pl.DataFrame, reference: str, skip: tuple[str, ...] = (), seed: int = 0,
+                      resamples: int = 2000) -> pl.DataFrame:
+    """Every method (but ``reference`` and those in ``skip``) paired over people against ``reference``:
+    ``method − reference`` per k on the runs both have, with its interval and test."""
+    if reference not in set(metrics_table["method"].to_list()):
+        return pl.DataFrame(schema=COMPARISON_SCHEMA)
+    others = [m for m in metrics_table["method"].unique(maintain_order=True).to_list() if m != reference and m not in skip]
+    tables = [paired(metrics_table, m, reference, seed, resamples) for m in others]
+    return pl.concat(tables).sort("k", "mean_diff", descending=[False, True]) if tables else pl.DataFrame(schema=COMPARISON_SCHEMA)

@@ -190,3 +190,21 @@ def method_comparison_section(
     if prompt_ablation is not None:
         out += "<h3>Prompt ablation</h3>" + table_html(prompt_ablation)
     return out
+
+
+def versus_reference_section(table: pl.DataFrame, reference: str) -> str:
+    """Plain sentences: does each method beat ``reference`` at each k, over people (its interval
+    excluding zero), and the table behind them."""
+    if table.height == 0:
+        return f"<p class='note'>No method could be paired with {html.escape(reference)}.</p>"
+    lines = []
+    for r in table.sort("method", "k").iter_rows(named=True):
+        lo, hi = r["diff_ci_low"], r["diff_ci_high"]
+        verdict = ("beats" if lo > 0 else "is below") if (lo > 0 or hi < 0) else "does not clearly beat"
+        lines.append(
+            f"<li><b>{html.escape(r['method'])}</b> {verdict} {html.escape(reference)} at k = {r['k']}: "
+            f"{r['mean_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] over {r['people']} people "
+            f"({r['wins']} wins / {r['losses']} losses, Wilcoxon p = {r['wilcoxon_p']:.2g}).</li>"
+        )
+    return (f"<h3>Against {html.escape(reference)}, paired over people</h3><ul>" + "".join(lines) + "</ul>"
+            + table_html(table))

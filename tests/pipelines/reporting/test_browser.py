@@ -46,6 +46,9 @@ def report_inputs() -> dict[str, Any]:
         "personalization_comparisons": pl.DataFrame(
             {"method": ["layerwise_rank"], "versus": ["zero_shot_ensemble"], "k": [10], "wilcoxon_p": [0.04]}
         ),
+        "personalization_vs_reference": pl.DataFrame(
+            {"method": ["layerwise_rank"], "versus": ["zero_shot_ensemble"], "k": [10], "people": [5], "mean_diff": [0.1],
+             "diff_ci_low": [0.05], "diff_ci_high": [0.15], "wins": [4], "losses": [1], "ties": [0], "wilcoxon_p": [0.06]}),
         "personalization_timings": pl.DataFrame({"method": ["layerwise_rank"], "k": [10], "seconds_per_run": [1.5]}),
         "chosen_settings": pl.DataFrame({"value": [0.1], "k": [10], "people": [5], "srocc_mean": [0.35], "chosen": [True]}),
         "long_tail_metrics": pl.DataFrame({

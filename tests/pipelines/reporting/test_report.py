@@ -34,6 +34,9 @@ def test_report_names_the_protocol_and_every_section():
         summary,
         summary.with_columns(pl.lit("flickr_aes").alias("source")),
         pl.DataFrame({"method": ["layerwise_rank"] * 2, "versus": ["layeragnostic_rank", "zero_shot_ava"], "k": [10, 10], "wilcoxon_p": [0.04, 0.5]}),
+        pl.DataFrame({"method": ["layerwise_rank", "other"], "versus": ["zero_shot_ensemble"] * 2, "k": [10, 10], "people": [5, 5],
+                      "mean_diff": [0.1, 0.01], "diff_ci_low": [0.05, -0.02], "diff_ci_high": [0.15, 0.04], "wins": [4, 3],
+                      "losses": [1, 2], "ties": [0, 0], "wilcoxon_p": [0.06, 0.8]}),
         pl.DataFrame({"method": ["layerwise_rank"], "k": [10], "runs": [5], "seconds": [1.0], "seconds_per_run": [0.2]}),
         pl.DataFrame({"value": [0.01, 0.1], "k": [10, 10], "people": [5, 5], "srocc_mean": [0.3, 0.35], "chosen": [False, True]}),
         pl.DataFrame({
@@ -53,6 +56,8 @@ def test_report_names_the_protocol_and_every_section():
     assert html.count("zero_shot_ava") == 1  # single experts only in the full table
     assert "layeragnostic_rank" in html and "Wilcoxon" in html  # the paired comparison is shown
     assert "validation people" in html and "0.350" in html  # the L2 choice and its figures
+    assert "<b>layerwise_rank</b> beats zero_shot_ensemble at k = 10" in html  # said plainly, from its interval
+    assert "<b>other</b> does not clearly beat zero_shot_ensemble" in html
     assert "round: tfa+flsa+apds" in html and "instant+self_training" in html  # the ablation and the people's rows
     assert "self_training/scatter.png" in html and "self_training/apds_heatmap.png" in html
     assert "1.100" in html and "0.900" in html  # the low segment's MAE, plain and self-trained, side by side

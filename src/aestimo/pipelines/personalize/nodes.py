@@ -139,6 +139,15 @@ def compare_methods(personalization_metrics: pl.DataFrame, params: dict[str, Any
     return people.against_all(personalization_metrics, p.deploy_method, ceilings, p.bootstrap.seed, p.bootstrap.resamples)
 
 
+def compare_with_reference(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    """Every method paired over people with the reference every method must beat (the zero-shot
+    ensemble by default; ceilings and single experts left out)."""
+    p = config.parse("personalize", params)
+    skip = tuple(m.name for m in p.configured_methods([]) if m.method.ceiling)
+    table = people.against_reference(personalization_metrics, p.reference_method, skip, p.bootstrap.seed, p.bootstrap.resamples)
+    return table.filter(~pl.col("method").str.starts_with("zero_shot_"))
+
+
 def summarize(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The summary over people per method × k, overall and per source (aestimo.evaluation.people)."""
     b = config.parse("personalize", params).bootstrap

@@ -3,7 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from .new_people import personalize_new_people
-from .nodes import choose_settings, compare_methods, personalize_people, plan_personalization, plot_cost, plot_gains, plot_summary, summarize
+from .nodes import choose_settings, compare_methods, compare_with_reference, personalize_people, plan_personalization, plot_cost, plot_gains, plot_summary, summarize
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -45,6 +45,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["personalization_metrics", "params:personalize"],
                 outputs="personalization_comparisons",
                 name="compare_methods",
+            ),
+            Node(
+                compare_with_reference,
+                inputs=["personalization_metrics", "params:personalize"],
+                outputs="personalization_vs_reference",
+                name="compare_with_reference",
             ),
             Node(
                 personalize_new_people,

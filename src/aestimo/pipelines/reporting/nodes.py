@@ -17,6 +17,7 @@ from aestimo.evaluation.report import (
     main_methods,
     method_comparison_section,
     table_html,
+    versus_reference_section,
 )
 
 
@@ -28,6 +29,7 @@ def build_report(
     personalization_summary: pl.DataFrame,
     personalization_summary_by_source: pl.DataFrame,
     personalization_comparisons: pl.DataFrame,
+    personalization_vs_reference: pl.DataFrame,
     personalization_timings: pl.DataFrame,
     chosen_settings: pl.DataFrame,
     long_tail_metrics: pl.DataFrame,
@@ -79,7 +81,8 @@ def build_report(
             method_comparison_section(
                 main, personalization_timings.filter(main_methods("method")),
                 personalization_summary.filter(pl.col("method").str.starts_with("aesmamba_p")),
-            ),
+            )
+            + versus_reference_section(personalization_vs_reference, p.reference_method),
         ),
         (
             "The long tail (ELTA): experts and people",

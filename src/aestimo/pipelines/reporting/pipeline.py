@@ -12,7 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 build_report,
                 inputs=[
                     "ingest_counts", "world_statistics", "expert_metrics", "task_vector_similarity",
-                    "personalization_summary", "personalization_summary_by_source", "personalization_comparisons", "personalization_timings",
+                    "personalization_summary", "personalization_summary_by_source", "personalization_comparisons", "personalization_vs_reference", "personalization_timings",
                     "chosen_settings", "long_tail_metrics", "long_tail_ablation", "apds_people", "self_training_summary",
                     "self_training_comparisons", "params:personalize",
                 ],
