@@ -181,8 +181,8 @@ def method_comparison_section(
     out += (
         "<h3>Accuracy against cost</h3>"
         "<img src='personalization/cost.png' alt='mean SROCC against seconds per person'>"
-        "<h3>Who gains, person by person</h3>"
-        "<img src='personalization/gains.png' alt='per-person SROCC gain'>"
+        "<h3>Who gains, person by person: the best method over the zero-shot ensemble</h3>"
+        "<img src='personalization/best_gains.png' alt='per-person SROCC gain of the best method'>"
         "<h3>Seconds per person</h3><p class='note'>One run is one person and one repeat, a method's "
         "shared work shared out over its runs; seconds on this machine, they change from machine to machine.</p>"
         + table_html(seconds.with_columns(pl.col(pl.Float64).map_elements(lambda v: f"{v:.3g}", return_dtype=pl.String)))

@@ -3,7 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from .new_people import personalize_new_people
-from .nodes import choose_settings, compare_methods, compare_with_reference, personalize_people, plan_personalization, plot_cost, plot_gains, plot_summary, summarize
+from .nodes import choose_settings, compare_methods, compare_with_reference, personalize_people, plan_personalization, plot_best_gains, plot_cost, plot_gains, plot_summary, summarize
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -61,6 +61,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(plot_summary, inputs="personalization_summary", outputs="personalization_summary_plot", name="plot_personalization_summary"),
             Node(plot_gains, inputs=["personalization_metrics", "params:personalize"], outputs="personalization_gains_plot",
                  name="plot_personalization_gains"),
+            Node(plot_best_gains, inputs=["personalization_vs_reference", "personalization_metrics", "params:personalize"],
+                 outputs="personalization_best_gains_plot", name="plot_best_method_gains"),
             Node(plot_cost, inputs=["personalization_summary", "personalization_timings", "params:personalize"],
                  outputs="personalization_cost_plot", name="plot_personalization_cost"),
         ],
