@@ -19,6 +19,9 @@ __all__ = [
     "emd_per_sample",
     "plcc",
     "regression_report",
+    "segment_bounds",
+    "segment_metrics",
+    "segment_of",
     "srocc",
     "tail_mae",
 ]
@@ -62,6 +65,74 @@ def plcc(y: Any, p: Any) -> float:
         return float(stats.pearsonr(y, p).statistic)
 
 
+SEGMENTS = ("low", "middle", "high")  # of the true scores: the long tail's low 20 %, middle 60 %, high 20 %
+
+
+def segment_bounds(reference: Any, low: float = 0.2, high: float = 0.8) -> tuple[float, float]:
+    """The ``low`` and ``high`` quantiles of ``reference`` (numpy's default, linear interpolation).
+
+    Raises ``ValueError`` when ``reference`` is empty or holds a non-finite value (drop those first),
+    or when the quantile levels are not ``0 <= low <= high <= 1``.
+    """
+    ref = _as_1d(reference)
+    if ref.size == 0:
+        raise ValueError("segment_bounds: reference is empty")
+    if not np.isfinite(ref).all():
+        bad = int((~np.isfinite(ref)).sum())
+        raise ValueError(f"segment_bounds: reference holds {bad} non-finite value(s) out of {ref.size}")
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"segment_bounds: need 0 <= low <= high <= 1, got low={low}, high={high}")
+    q_low, q_high = np.quantile(ref, [low, high])
+    return float(q_low), float(q_high)
+
+
+def segment_of(y: Any, bounds: tuple[float, float]) -> np.ndarray:
+    """The segment ("low", "middle" or "high") of every value of ``y``, as a numpy array of strings.
+
+    Rule, with ``bounds = (q_low, q_high)``: ``y <= q_low`` is "low", ``q_low < y <= q_high`` is
+    "middle", ``y > q_high`` is "high". The intervals are closed on the right, so a value equal to a
+    boundary belongs to the segment below it (``q_low`` itself is "low", ``q_high`` itself "middle"),
+    and every value lands in exactly one segment. With many tied ratings a segment can therefore
+    hold more, or fewer, than its nominal share; it can even be empty. NaN raises ``ValueError``.
+    """
+    v = _as_1d(y)
+    q_low, q_high = (float(b) for b in bounds)
+    if not q_low <= q_high:
+        raise ValueError(f"segment_of: bounds must satisfy q_low <= q_high, got {bounds}")
+    if np.isnan(v).any():
+        raise ValueError("segment_of: y holds NaN, which belongs to no segment")
+    return np.where(v <= q_low, "low", np.where(v <= q_high, "middle", "high"))
+
+
+def _row(segment: str, y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    return {
+        "segment": segment,
+        "n": int(y.size),
+        "mae": float(np.mean(np.abs(y - p))) if y.size else float("nan"),
+        "plcc": plcc(y, p),
+        "srocc": srocc(y, p),
+    }
+
+
+def segment_metrics(y_true: Any, y_pred: Any, bounds: tuple[float, float] | None = None) -> list[dict[str, Any]]:
+    """Rows ``{"segment", "n", "mae", "plcc", "srocc"}`` for "all", "low", "middle" and "high".
+
+    Segments follow :func:`segment_of` on the true scores. ``bounds`` default to
+    :func:`segment_bounds` of the finite values of ``y_true`` (so they do not depend on the
+    predictions, and two predictors of the same images share them). Pairs with a non-finite value are
+    then dropped. A segment without images has ``n = 0`` and NaN metrics.
+    """
+    y, p = _as_1d(y_true), _as_1d(y_pred)
+    if y.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {y.shape[0]} vs {p.shape[0]}")
+    if bounds is None:
+        bounds = segment_bounds(y[np.isfinite(y)])
+    keep = np.isfinite(y) & np.isfinite(p)
+    y, p = y[keep], p[keep]
+    seg = segment_of(y, bounds)
+    return [_row("all", y, p)] + [_row(s, y[seg == s], p[seg == s]) for s in SEGMENTS]
+
+
 def binary_accuracy(y: Any, p: Any, threshold: float) -> float:
     """Share of items on the same side of ``threshold`` (``>= threshold`` is "high")."""
     y, p = _pairs(y, p)
@@ -81,9 +152,7 @@ def emd_per_sample(p: Any, q: Any, r: float = 2) -> np.ndarray:
 
 def tail_mae(y: Any, p: Any, low: float = 0.2, high: float = 0.8) -> dict[str, float]:
     """MAE on the low 20 % / middle 60 % / high 20 % of the true scores (the segments of
-    :func:`aestimo.evaluation.long_tail.segment_of`); an empty segment gives NaN."""
-    from aestimo.evaluation.long_tail import segment_bounds, segment_metrics  # it builds on this module
-
+    :func:`segment_of`); an empty segment gives NaN."""
     y, p = _pairs(y, p)
     if y.size == 0:
         return {"low": float("nan"), "middle": float("nan"), "high": float("nan")}

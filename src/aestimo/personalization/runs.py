@@ -22,7 +22,6 @@ import torch
 from aestimo.bundle import TensorBundle
 from aestimo.data.scales import SCALES
 from aestimo.evaluation import metrics
-from aestimo.evaluation.long_tail import segment_metrics
 from aestimo.models.scorer import template_tensor
 from aestimo.personalization.keys import parse_person_ref, person_key, split_person_key, state_key
 from aestimo.personalization.pool import Job, Result
@@ -262,7 +261,7 @@ def metric_row(source, rater, method, k, rep, y, pred, y_template=None) -> dict:
         "srocc": metrics.srocc(y, pred), "plcc": metrics.plcc(y, pred), "n_query": len(y),
     }
     if y_template is not None and len(y_template):
-        segs = {r["segment"]: r["mae"] for r in segment_metrics(y_template, pred)}
+        segs = {r["segment"]: r["mae"] for r in metrics.segment_metrics(y_template, pred)}
         row |= {"mae": segs["all"], "mae_low": segs["low"], "mae_middle": segs["middle"], "mae_high": segs["high"]}
     return row
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from aestimo.bundle import load_bundle
 from aestimo.data.images import center_view, to_float, train_view
-from aestimo.evaluation.long_tail import segment_metrics
+from aestimo.evaluation.metrics import segment_metrics
 from aestimo.models.scorer import freeze_bn_stats
 from aestimo.options import Options
 from aestimo.training.checkpoints import digest, load_checkpoint, load_finished, save_checkpoint, save_finished

@@ -21,13 +21,8 @@ from aestimo import config  # noqa: E402
 from aestimo.bundle import TensorBundle  # noqa: E402
 from aestimo.data.scales import SCALES  # noqa: E402
 from aestimo.evaluation import people  # noqa: E402
-from aestimo.evaluation.long_tail import (  # noqa: E402
-    plot_apds_surface,
-    plot_long_tail_scatter,
-    plot_segment_mae,
-    segment_bounds,
-    segment_metrics,
-)
+from aestimo.evaluation.long_tail import plot_apds_surface, plot_long_tail_scatter, plot_segment_mae  # noqa: E402
+from aestimo.evaluation.metrics import segment_bounds, segment_metrics  # noqa: E402
 from aestimo.models.inference import predict  # noqa: E402
 from aestimo.models.scorer import template_tensor  # noqa: E402
 from aestimo.models.theta0 import load_scorer, normalisation  # noqa: E402
