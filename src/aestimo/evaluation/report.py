@@ -151,14 +151,18 @@ def best_methods_sentence(summary: pl.DataFrame) -> str:
     return "<p>Best method by mean SROCC over people, ceilings aside: " + "; ".join(parts) + ".</p>"
 
 
-def seconds_per_person(timings: pl.DataFrame) -> pl.DataFrame:
-    """Seconds per run (one person, one repeat) per method × k, as a method × k table; sources are
-    pooled weighted by their runs when the table has ``runs``."""
+def run_seconds(timings: pl.DataFrame) -> pl.DataFrame:
+    """Seconds per run (one person, one repeat; shared work shared out) per method × k: sources pooled,
+    weighted by their runs when the table has ``runs``."""
     weight = pl.col("runs") if "runs" in timings.columns else pl.lit(1.0)
-    per = timings.group_by("method", "k").agg(
+    return timings.group_by("method", "k").agg(
         ((pl.col("seconds_per_run") * weight).sum() / weight.sum()).alias("seconds_per_run")
     )
-    wide = per.sort("k").pivot(on="k", index="method", values="seconds_per_run")
+
+
+def seconds_per_person(timings: pl.DataFrame) -> pl.DataFrame:
+    """:func:`run_seconds` as a method × k table."""
+    wide = run_seconds(timings).sort("k").pivot(on="k", index="method", values="seconds_per_run")
     return wide.rename({c: f"seconds, k={c}" for c in wide.columns if c != "method"}).sort("method")
 
 

@@ -98,16 +98,8 @@ def grid_search(
             err = (pl_.score - truth.to(pl_.score.dtype)).abs()[pl_.keep]
             mae = float(err.mean()) if len(err) and kept >= grid.min_kept else float("inf")
             rows.append({"beta": float(beta), "t": float(t), "mae": mae, "kept_fraction": kept})
-    surface = pl.DataFrame(rows)
-    finite = surface.filter(pl.col("mae").is_finite())
-    if finite.height == 0:
-        raise ValueError(
-            f"APDS: no (beta, t) pair keeps {grid.min_kept:.0%} of the validation images; "
-            "lower the thresholds or min_kept in the parameters"
-        )
-    best = finite.sort(["mae", "kept_fraction"], descending=[False, True]).row(0, named=True)
-    return surface.with_columns(((pl.col("beta") == best["beta"]) & (pl.col("t") == best["t"])).alias("chosen")), (
-        best["beta"], best["t"])
+    return _mark_best(pl.DataFrame(rows), f"APDS: no (beta, t) pair keeps {grid.min_kept:.0%} of the validation images; "
+                      "lower the thresholds or min_kept in the parameters")
 
 
 def mean_surface(surfaces: Sequence[pl.DataFrame]) -> tuple[pl.DataFrame, tuple[float, float]]:
@@ -117,10 +109,16 @@ def mean_surface(surfaces: Sequence[pl.DataFrame]) -> tuple[pl.DataFrame, tuple[
         .group_by("beta", "t").agg(pl.col("mae").mean(), pl.col("kept_fraction").mean())
         .sort("beta", "t")
     )
-    finite = joined.filter(pl.col("mae").is_finite())
+    return _mark_best(joined, "APDS: no (beta, t) pair is usable for every expert; widen the grid")
+
+
+def _mark_best(surface: pl.DataFrame, none_usable: str) -> tuple[pl.DataFrame, tuple[float, float]]:
+    """The surface with its best pair marked ``chosen`` (lowest finite MAE, ties to the pair keeping
+    more), and that pair; ``none_usable`` is the error when no MAE is finite."""
+    finite = surface.filter(pl.col("mae").is_finite())
     if finite.height == 0:
-        raise ValueError("APDS: no (beta, t) pair is usable for every expert; widen the grid")
+        raise ValueError(none_usable)
     best = finite.sort(["mae", "kept_fraction"], descending=[False, True]).row(0, named=True)
-    return joined.with_columns(((pl.col("beta") == best["beta"]) & (pl.col("t") == best["t"])).alias("chosen")), (
-        best["beta"], best["t"])
+    chosen = (pl.col("beta") == best["beta"]) & (pl.col("t") == best["t"])
+    return surface.with_columns(chosen.alias("chosen")), (best["beta"], best["t"])
 

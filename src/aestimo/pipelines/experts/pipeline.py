@@ -1,10 +1,8 @@
 """The ``experts`` pipeline: shared inputs once, then one namespaced sub-pipeline per source."""
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Node, Pipeline
 
-from aestimo.pipelines.sources import configured_sources
+from aestimo.pipelines.sources import bind, configured_sources
 
 from .nodes import (
     build_image_cache,
@@ -20,28 +18,24 @@ from .nodes import (
 SHARED = {"theta0", "backbone_features", "image_cache", "generic_scores", "generic_splits"}
 
 
-def _bind(func, source: str):
-    return update_wrapper(partial(func, source), func)
-
-
 def expert_for(source: str) -> Pipeline:
     """The template instantiated per source (collapsible in kedro-viz)."""
     template = Pipeline(
         [
             Node(
-                _bind(train_expert_head, source),
+                bind(train_expert_head, source),
                 inputs=["theta0", "backbone_features", "generic_scores", "generic_splits", "params:experts"],
                 outputs=["expert_head", "stage1_history"],
                 name="train_head_on_features",
             ),
             Node(
-                _bind(finetune_expert, source),
+                bind(finetune_expert, source),
                 inputs=["theta0", "expert_head", "image_cache", "generic_scores", "generic_splits", "params:experts"],
                 outputs=["expert_weights", "stage2_history"],
                 name="finetune_whole_model",
             ),
             Node(
-                _bind(plot_expert_curves, source),
+                bind(plot_expert_curves, source),
                 inputs=["stage1_history", "stage2_history"],
                 outputs="training_curves",
                 name="plot_training_curves",

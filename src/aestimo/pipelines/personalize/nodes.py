@@ -20,7 +20,7 @@ from aestimo import config  # noqa: E402
 from aestimo.bundle import TensorBundle  # noqa: E402
 from aestimo.data.images import CachedImages  # noqa: E402
 from aestimo.evaluation import people  # noqa: E402
-from aestimo.evaluation.report import main_methods  # noqa: E402
+from aestimo.evaluation.report import main_methods, run_seconds  # noqa: E402
 from aestimo.models.theta0 import normalisation  # noqa: E402
 from aestimo.personalization.field_data import profiles_by_person  # noqa: E402
 from aestimo.personalization.instant import export_features  # noqa: E402
@@ -223,8 +223,7 @@ def plot_cost(summary: pl.DataFrame, timings: pl.DataFrame, params: dict[str, An
     scale), per k; ceilings and single experts left out. Seconds are this machine's."""
     p = config.parse("personalize", params)
     ceilings = {m.name for m in p.configured_methods([]) if m.method.ceiling}
-    cost = timings.group_by("method", "k").agg(
-        ((pl.col("seconds") + pl.col("prepare_seconds")).sum() / pl.col("runs").sum()).alias("seconds_per_person"))
+    cost = run_seconds(timings).rename({"seconds_per_run": "seconds_per_person"})
     s = summary.filter(main_methods("method") & ~pl.col("method").is_in(list(ceilings))).join(cost, on=["method", "k"], how="left")
     ks = sorted(s["k"].unique().to_list()) or [0]
     fig, axes = plt.subplots(1, len(ks), figsize=(5 * len(ks), 3.6), squeeze=False)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from aestimo import config
+from aestimo.evaluation.browser import check_report, chromium_available
 
 log = logging.getLogger(__name__)
 from aestimo.evaluation.report import (
@@ -114,10 +116,6 @@ def check_report_in_browser(report: str, personalization_summary: pl.DataFrame, 
     """The written report rendered in headless Chromium: every image loaded, a summary row for every
     method, no broken link; a full-page screenshot beside it (``report.png``). Skipped, with the
     reason in the result, where Chromium is not installed (a plain install has no browser)."""
-    from pathlib import Path
-
-    from aestimo.evaluation.browser import check_report, chromium_available
-
     html = Path(params["report_path"])
     if not chromium_available():
         log.warning("report not checked in a browser: Debian's chromium and chromium-driver (and selenium) are not installed")

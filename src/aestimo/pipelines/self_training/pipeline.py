@@ -2,11 +2,9 @@
 its unlabelled pool and one more training round (a namespaced template, collapsible in kedro-viz); the
 refreshed experts' task vectors; the long-tail evaluation and ablation; person-level self-training."""
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Node, Pipeline
 
-from aestimo.pipelines.sources import configured_sources
+from aestimo.pipelines.sources import bind, configured_sources
 from aestimo.pipelines.task_vectors.nodes import build_task_vectors
 
 from .nodes import (
@@ -26,27 +24,23 @@ SHARED = {"theta0", "image_cache", "generic_scores", "generic_splits"}
 PARAMS = "params:self_training"
 
 
-def _bind(func, source: str):
-    return update_wrapper(partial(func, source), func)
-
-
 def expert_round(source: str) -> Pipeline:
     template = Pipeline(
         [
             Node(
-                _bind(choose_pseudo_labelling, source),
+                bind(choose_pseudo_labelling, source),
                 inputs=["theta0", "expert_weights", "image_cache", "generic_scores", "generic_splits", PARAMS],
                 outputs="apds_surface",
                 name="choose_pseudo_labelling",
             ),
             Node(
-                _bind(pseudo_label_pool, source),
+                bind(pseudo_label_pool, source),
                 inputs=["theta0", "expert_weights", "image_cache", "generic_scores", "generic_splits", "apds_surface", PARAMS],
                 outputs="pseudo_labels",
                 name="pseudo_label_pool",
             ),
             Node(
-                _bind(self_train_expert, source),
+                bind(self_train_expert, source),
                 inputs=["theta0", "expert_weights", "image_cache", "generic_scores", "generic_splits", "pseudo_labels", PARAMS],
                 outputs=["self_trained_weights", "self_training_history"],
                 name="self_train_expert",
