@@ -1,7 +1,9 @@
 """Batched, deterministic inference on cached images: backbone features and bin probabilities.
 
 Every evaluation view is the centre crop (no flips, no random crops), so the
-same image always gets the same score.
+same image always gets the same score. The scorer runs with its batch norms
+folded into its convolutions (:mod:`aestimo.models.folding`), in batches small
+enough for the activations to stay in cache.
 """
 
 from __future__ import annotations
@@ -9,13 +11,22 @@ from __future__ import annotations
 import torch
 
 from aestimo.data.images import center_view, to_float
+from aestimo.models.folding import folded_copy
 from aestimo.models.scorer import Scorer
+
+#: images per batch and thread: a 64-px EfficientNet-Lite batch of 32 keeps its activations in cache
+#: (on one CPU thread about 2x faster per image than batches of 128)
+SCORE_BATCH = 32
+
+
+def _batch(batch: int | None) -> int:
+    return batch or SCORE_BATCH * max(1, torch.get_num_threads())
 
 
 @torch.no_grad()
-def embed(scorer: Scorer, pixels: torch.Tensor, crop: int, norm, batch: int = 128) -> torch.Tensor:
+def embed(scorer: Scorer, pixels: torch.Tensor, crop: int, norm, batch: int | None = None) -> torch.Tensor:
     """Backbone features of the centre-crop view of each cached image, ``(N, D)``."""
-    scorer.eval()
+    scorer, batch = folded_copy(scorer, (2, 3, crop, crop)), _batch(batch)
     out = []
     for i in range(0, len(pixels), batch):
         out.append(scorer.features(to_float(center_view(pixels[i : i + batch], crop), *norm)))
@@ -23,8 +34,8 @@ def embed(scorer: Scorer, pixels: torch.Tensor, crop: int, norm, batch: int = 12
 
 
 @torch.no_grad()
-def predict(scorer: Scorer, pixels: torch.Tensor, crop: int, norm, batch: int = 128) -> torch.Tensor:
+def predict(scorer: Scorer, pixels: torch.Tensor, crop: int, norm, batch: int | None = None) -> torch.Tensor:
     """Bin probabilities ``(N, 10)`` on the centre-crop view."""
-    scorer.eval()
+    scorer, batch = folded_copy(scorer, (2, 3, crop, crop)), _batch(batch)
     out = [scorer(to_float(center_view(pixels[i : i + batch], crop), *norm)) for i in range(0, len(pixels), batch)]
     return torch.cat(out) if out else torch.empty(0, 10)

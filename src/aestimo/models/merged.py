@@ -5,7 +5,9 @@ parameter tensor ``l``. A person's model is ``theta_0 + sum_i lambda[i, l] *
 tau[i, l]``; :class:`MergedScorer` builds those tensors and runs the scorer
 through ``torch.func.functional_call``, so gradients reach ``lambda`` alone and
 no model is ever copied. Batch-norm running statistics are buffers shared by
-θ0 and every expert (they are frozen during fine-tuning), so a merge is exact.
+θ0 and every expert (they are frozen during fine-tuning), so a merge is exact,
+and each merged model's batch norms are folded into its convolutions
+(:mod:`aestimo.models.folding`) before it runs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from aestimo.bundle import TensorBundle
+from aestimo.models.folding import BatchNormFolding
+from aestimo.models.inference import SCORE_BATCH
 from aestimo.models.theta0 import load_scorer
 
 
@@ -84,7 +88,10 @@ class MergedScorer:
     ``lam`` ``(P, n, L)`` and inputs ``(P, B, ...)``.
     """
 
-    def __init__(self, module: nn.Module, theta0: Mapping[str, torch.Tensor], task_vectors: TensorBundle):
+    def __init__(
+        self, module: nn.Module, theta0: Mapping[str, torch.Tensor], task_vectors: TensorBundle,
+        fold: bool = True, probe_shape: tuple[int, ...] | None = None,
+    ):
         self.module = module.eval()
         self.names: list[str] = list(task_vectors.meta["names"])
         self.sources: list[str] = list(task_vectors.meta["sources"])
@@ -96,6 +103,8 @@ class MergedScorer:
                 self.buffers[n] = theta0[n].detach()
         for p in module.parameters():
             p.requires_grad_(False)
+        #: batch norms folded into the convolutions after each merge (None: run the module as it is)
+        self.folding = BatchNormFolding.of(module, probe_shape) if fold else None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -104,27 +113,37 @@ class MergedScorer:
     @classmethod
     def from_bundles(cls, theta0: TensorBundle, task_vectors: TensorBundle) -> MergedScorer:
         """θ0's scorer with the task vectors attached: ``theta_0 + sum_i lambda[i, l] tau[i, l]`` for any λ."""
-        return cls(load_scorer(theta0), theta0.tensors, task_vectors)
+        size = int(theta0.meta.get("input_size", 64))
+        return cls(load_scorer(theta0), theta0.tensors, task_vectors, probe_shape=(2, 3, size, size))
 
     def merged(self, lam: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = merge_parameters(self.theta0, self.names, self.taus, lam)
+        """The merged module's parameters (plain layout, batch norms unfolded)."""
+        return merge_parameters(self.theta0, self.names, self.taus, lam)
+
+    def _weights(self, lam: torch.Tensor) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+        """The module to run and its weights at ``lam``: folded when the folding holds."""
+        out = {**self.merged(lam), **self.buffers}
+        module = self.module
+        if self.folding is not None:
+            out, module = self.folding.fold(out), self.folding.module
         if not _in_vmap():
             # conv weights in channels_last, like the module's own (mixed layouts are slow on CPU)
             out = {n: w.contiguous(memory_format=torch.channels_last) if w.dim() == 4 else w for n, w in out.items()}
-        return out
+        return module, out
 
     def __call__(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Bin probabilities of the merged model, ``(B, 10)``; ``drop_mask``: the head's dropout (see ScoreHead.logits)."""
         args = (x,) if drop_mask is None else (x, drop_mask)
-        return functional_call(self.module, {**self.merged(lam), **self.buffers}, args)
+        module, weights = self._weights(lam)
+        return functional_call(module, weights, args)
 
     @torch.inference_mode()
-    def probs(self, x: torch.Tensor, lam: torch.Tensor, batch: int = 128) -> torch.Tensor:
-        """Bin probabilities ``(B, 10)`` of many images at one λ: merged once, scored in batches."""
+    def probs(self, x: torch.Tensor, lam: torch.Tensor, batch: int = SCORE_BATCH) -> torch.Tensor:
+        """Bin probabilities ``(B, 10)`` of many images at one λ: merged (and folded) once, scored in batches."""
         if not len(x):
             return torch.empty((0, 10))
-        weights = {**self.merged(lam), **self.buffers}
-        return torch.cat([functional_call(self.module, weights, (x[i : i + batch],)) for i in range(0, len(x), batch)])
+        module, weights = self._weights(lam)
+        return torch.cat([functional_call(module, weights, (x[i : i + batch],)) for i in range(0, len(x), batch)])
 
     def batched(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Many people at once: ``x`` ``(P, B, C, H, W)``, ``lam`` ``(P, n, L)`` (``drop_mask`` ``(P, B, hidden)``) -> ``(P, B, 10)``."""

@@ -34,7 +34,7 @@ from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
-from aestimo.models.merged import MergedScorer
+from aestimo.models.merged import SCORE_BATCH, MergedScorer
 from aestimo.models.scorer import Scorer
 from aestimo.options import Options
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
@@ -70,7 +70,8 @@ def zero_shot_parameters(merged: MergedScorer) -> dict[str, torch.Tensor]:
     n, L = merged.shape
     with torch.no_grad():
         params = merged.merged(torch.full((n, L), 1.0 / n))
-    return {k: v.detach() for k, v in {**params, **merged.buffers}.items()}
+    # conv weights in channels_last, like the module's own (mixed layouts are slow on CPU)
+    return {k: (v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v).detach() for k, v in {**params, **merged.buffers}.items()}
 
 
 def head_names(module: nn.Module, prefixes: Sequence[str]) -> list[str]:
@@ -88,7 +89,7 @@ def scores(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, 
 
 
 @torch.no_grad()
-def batched_scores(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, template: torch.Tensor, batch: int = 128) -> torch.Tensor:
+def batched_scores(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, template: torch.Tensor, batch: int = SCORE_BATCH) -> torch.Tensor:
     if not len(x):
         return torch.empty(0)
     return torch.cat([scores(module, params, x[i : i + batch], template) for i in range(0, len(x), batch)])

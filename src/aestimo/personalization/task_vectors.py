@@ -31,7 +31,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from aestimo.evaluation import metrics
-from aestimo.models.merged import MergedScorer
+from aestimo.models.merged import SCORE_BATCH, MergedScorer
 from aestimo.options import Options
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
 from aestimo.training.losses import bradley_terry_loss
@@ -159,7 +159,7 @@ def _run(merged, people, init, template, cfg, batched, progress, desc) -> torch.
     return lam.detach()
 
 
-def predict(merged: MergedScorer, x: torch.Tensor, lam: torch.Tensor, template: torch.Tensor, batch: int = 128) -> torch.Tensor:
+def predict(merged: MergedScorer, x: torch.Tensor, lam: torch.Tensor, template: torch.Tensor, batch: int = SCORE_BATCH) -> torch.Tensor:
     """Scores on the template scale of the merged model for ``x`` (merged once)."""
     return merged.probs(x, lam, batch) @ template
 
