@@ -113,3 +113,21 @@ def test_merged_scorer_scores_and_gradients_agree_folded_and_plain():
         lam_ = lam.clone().requires_grad_(True)
         grads.append(torch.autograd.grad(merged(x, lam_)[:, -1].sum(), lam_)[0])
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [32, 33, 40])
+def test_static_same_padding_equals_timms_same_convolution_at_its_size(scorer, size):
+    """Even sizes pad one more pixel after than before (the kernel grows by one), odd ones may not."""
+    folding = BatchNormFolding.of(scorer, (2, 3, size, size))
+    assert folding is not None
+    from aestimo.models.folding import StaticSameConv2d
+    from timm.layers import Conv2dSame
+
+    assert not any(isinstance(m, Conv2dSame) and not isinstance(m, StaticSameConv2d) for m in folding.module.modules())
+    assert len(folding.widened) > 0 if size % 2 == 0 else True
+    x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(size))
+    weights = {**dict(scorer.named_parameters()), **dict(scorer.named_buffers())}
+    with torch.no_grad():
+        torch.testing.assert_close(functional_call(folding.module, folding.fold(weights), (x,)), scorer(x), rtol=1e-4, atol=1e-5)
+        with pytest.raises(ValueError, match="built for"):
+            functional_call(folding.module, folding.fold(weights), (torch.randn(1, 3, size + 8, size + 8),))

@@ -8,7 +8,7 @@ from aestimo.evaluation import metrics
 from aestimo.models.merged import MergedScorer, build_task_vectors
 from aestimo.models.scorer import template_tensor
 from aestimo.personalization import task_vectors as tv
-from aestimo.personalization.instant import Instant, InstantOptions, expansion_point, features_for, solve
+from aestimo.personalization.instant import Instant, InstantOptions, cv_pull, expansion_point, features_for, solve
 from aestimo.personalization.linearized import linear_scores, score_features
 from aestimo.personalization.registry import Context, Query, Support
 from tests.personalization.test_task_vectors import Toy
@@ -198,3 +198,46 @@ def test_hybrid_takes_exact_steps_from_the_instant_solution_and_layer_agnostic_h
     agnostic.prepare([support], [query], ctx)
     assert agnostic.fit(support, ctx)["lambda"].shape == (merged.shape[0],)
     assert np.isfinite(agnostic.predict(agnostic.fit(support, ctx), query, ctx)).all()
+
+
+def _linear_person(k, signal, seed=7, n=3, L=4):
+    """Support features of a person whose ratings follow the linear model at a λ far from λ0 (``signal``
+    1) or are pure noise (``signal`` 0); expert scores that give a uniform-ish λ0."""
+    g = torch.Generator().manual_seed(seed)
+    base, phi = torch.randn(k, generator=g) * 0.1, torch.randn(k, n, L, generator=g)
+    at = torch.full((n, L), 1 / n)
+    target = at + torch.randn(n, L, generator=g)
+    clean = linear_scores(base, phi, at, target)
+    y = signal * clean + (1 - signal) * torch.randn(k, generator=g)
+    experts = torch.randn(n, k, generator=g).numpy()
+    return base, phi, at, y, experts
+
+
+def test_cv_pull_lets_a_clear_signal_go_and_holds_noise_back():
+    grid = (0.3, 3.0, 30.0, 300.0)
+    o = InstantOptions(l2_grid=grid, init="uniform", cv_folds=5)
+    base, phi, at, y, experts = _linear_person(100, signal=1.0)
+    best, mean = cv_pull(base, phi, at, y, experts, o, seed=0, n_layers=4)
+    assert best == 0.3 and mean[0.3] > 0.9 > mean[300.0], mean
+    base, phi, at, y, experts = _linear_person(100, signal=0.0, seed=8)
+    best, mean = cv_pull(base, phi, at, y, experts, o, seed=0, n_layers=4)
+    assert max(abs(v) for v in mean.values()) < 0.3, mean  # nothing to learn: held-out folds rank at chance
+    # every value ranks nothing (constant ratings): the tie goes to the largest pull
+    best, mean = cv_pull(base, phi, at, torch.full((100,), 2.0), experts, o, seed=0, n_layers=4)
+    assert best == 300.0 and all(np.isnan(v) for v in mean.values())
+
+
+def test_instant_chooses_its_pull_inside_the_support_from_cv_from_k_only():
+    merged = toy_world()
+    x = torch.randn(200, 4, generator=torch.Generator().manual_seed(5))
+    ctx = toy_context(merged, x)
+    method = Instant(InstantOptions(l2=10.0, init="uniform", l2_grid=(0.1, 1000.0), cv_from_k=50))
+    small, _, _ = person_runs(merged, x, 1, k=20, seed=1)
+    large, _, _ = person_runs(merged, x, 1, k=100, seed=1)
+    method.prepare([small, large], [], ctx)
+    assert float(method.fit(small, ctx)["l2"]) == 10.0  # below cv_from_k: the configured pull
+    state = method.fit(large, ctx)
+    assert float(state["l2"]) in (0.1, 1000.0)
+    base, phi = method._linear(ctx).take(large.rows)
+    init = tv.init_coefficients(large.expert_scores, large.y.numpy(), merged.shape[1], method.options.lambda_options(0))
+    torch.testing.assert_close(state["lambda"], solve(base, phi, method._linear(ctx).at, large.y, init, "rank", float(state["l2"])))

@@ -96,9 +96,13 @@ def long_tail_section(
     )
 
 
-def is_ceiling(column: str = "method") -> pl.Expr:
-    """Rows of ceilings (``<name>_ceiling``): bounds read from what no method may see, not methods."""
-    return pl.col(column).str.ends_with("_ceiling")
+def is_ceiling(table: pl.DataFrame) -> pl.Expr:
+    """Rows of ceilings: bounds read from what no method may see, not methods. The summary's
+    ``ceiling`` column says so (the registry's ``Method.ceiling``); a table without one (an older
+    run's) falls back to the ``<name>_ceiling`` convention of the default configuration."""
+    if "ceiling" in table.columns:
+        return pl.col("ceiling").fill_null(False)
+    return pl.col("method").str.ends_with("_ceiling")
 
 
 def _interval(mean: float | None, low: float | None, high: float | None) -> str:
@@ -120,7 +124,7 @@ def comparison_table(summary: pl.DataFrame) -> pl.DataFrame:
         .alias("srocc")
     )
     last = t.filter(pl.col("k") == ks[-1]).select("method", pl.col("srocc_mean").fill_nan(None).alias("_order"))
-    wide = t.select("method").unique()
+    wide = t.group_by("method").agg(is_ceiling(t).any().alias("_ceiling"))
     for k in ks:
         at_k = t.filter(pl.col("k") == k).select(
             "method", pl.col("people").alias(f"people, k={k}"), pl.col("srocc").alias(f"SROCC [95 % CI], k={k}")
@@ -128,9 +132,9 @@ def comparison_table(summary: pl.DataFrame) -> pl.DataFrame:
         wide = wide.join(at_k, on="method", how="left")
     return (
         wide.join(last, on="method", how="left")
-        .with_columns(pl.when(is_ceiling()).then(pl.lit("ceiling")).otherwise(pl.lit("")).alias("role"))
-        .sort([is_ceiling(), "_order", "method"], descending=[False, True, False], nulls_last=True)
-        .select("method", "role", pl.exclude("method", "role", "_order"))
+        .with_columns(pl.when(pl.col("_ceiling")).then(pl.lit("ceiling")).otherwise(pl.lit("")).alias("role"))
+        .sort(["_ceiling", "_order", "method"], descending=[False, True, False], nulls_last=True)
+        .select("method", "role", pl.exclude("method", "role", "_order", "_ceiling"))
     )
 
 
@@ -138,7 +142,7 @@ def best_methods_sentence(summary: pl.DataFrame) -> str:
     """One sentence per k naming the non-ceiling method with the highest mean SROCC, with how many
     people it was measured on when that is fewer than most methods had."""
     parts = []
-    methods = summary.filter(~is_ceiling() & pl.col("srocc_mean").is_not_nan())
+    methods = summary.filter(~is_ceiling(summary) & pl.col("srocc_mean").is_not_nan())
     for k in sorted(methods["k"].unique().to_list()):
         at_k = methods.filter(pl.col("k") == k)
         best = at_k.sort("srocc_mean", descending=True).row(0, named=True)

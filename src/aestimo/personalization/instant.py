@@ -14,8 +14,12 @@ over those features, to convergence (L-BFGS, milliseconds):
 with the same Bradley–Terry rank loss (or MSE) as the exact method and an L2
 pull toward the person's own initialisation λ0 (softmax of their experts'
 SROCC, as the exact method starts from). The pull is worth ``l2`` images: it
-weakens as the person's k grows (the loss is a mean, its evidence is not), so
-one value, chosen on validation people at the k they allow, serves every k. λ is saved like the exact method's,
+weakens as the person's k grows (the loss is a mean, its evidence is not).
+``l2`` is chosen on validation people at the k they allow; from ``cv_from_k``
+on (ks no validation person may allow), ``l2_grid`` makes the pull a per-person
+choice by cross-validation inside the support set, on the features already at
+hand (the held-out folds are scored linearly; nothing outside the support is
+read). λ is saved like the exact method's,
 and the query is scored by the **exact** merged model at that λ
 (``scoring: linear`` scores with the linear model instead, for measurements).
 
@@ -35,6 +39,7 @@ import torch
 from pydantic import Field
 
 from aestimo.bundle import TensorBundle
+from aestimo.evaluation import metrics
 from aestimo.options import Options
 from aestimo.personalization import task_vectors as tv
 from aestimo.personalization.linearized import LinearScores, linear_scores, score_features
@@ -49,6 +54,11 @@ class InstantOptions(Options):
     init: Literal["srocc", "uniform"] = "srocc"
     init_temperature: float = 10.0
     l2: float = Field(default=10.0, ge=0)  # the pull toward λ0, in images' worth; chosen on validation people in the pipeline
+    # from k = cv_from_k on, the pull is chosen per person among ``l2_grid`` by cv_folds-fold
+    # cross-validation inside the support (for ks no validation person allows); empty: ``l2`` always
+    l2_grid: tuple[float, ...] = ()
+    cv_from_k: int = Field(default=50, ge=4)
+    cv_folds: int = Field(default=5, ge=2)
     expand_at: Literal["uniform", "mean_init", "person"] = "uniform"
     scoring: Literal["exact", "linear"] = "exact"  # how the query is scored (the saved λ is the same)
     max_iter: int = Field(default=200, ge=1)  # L-BFGS iterations
@@ -103,6 +113,31 @@ def solve(
 
     opt.step(closure)
     return lam.detach().float()
+
+
+def cv_pull(
+    base: torch.Tensor, phi: torch.Tensor, at: torch.Tensor, y: torch.Tensor, expert_scores: np.ndarray,
+    options: InstantOptions, seed: int, n_layers: int,
+) -> tuple[float, dict[float, float]]:
+    """The pull among ``options.l2_grid`` whose fits on the other folds rank each held-out fold of the
+    support best (mean SROCC over folds of the linear scores; on a tie the larger, more conservative
+    pull), and the mean SROCC per value. Every fold's λ0 comes from its training part alone."""
+    k = len(y)
+    order = np.random.default_rng(seed).permutation(k)
+    folds = [f for f in np.array_split(order, min(options.cv_folds, k // 2)) if len(f) >= 2]
+    cfg = options.lambda_options(0)
+    per_value: dict[float, list[float]] = {v: [] for v in options.l2_grid}
+    for held in folds:
+        train = torch.as_tensor(np.setdiff1d(order, held))
+        held_t = torch.as_tensor(np.sort(held))
+        init = tv.init_coefficients(expert_scores[:, train.numpy()], y[train].numpy(), n_layers, cfg)
+        for v in options.l2_grid:
+            lam = solve(base[train], phi[train], at, y[train], init, options.loss, v, options.max_iter)
+            pred = linear_scores(base[held_t], phi[held_t], at, lam).numpy()
+            per_value[v].append(metrics.srocc(y[held_t].numpy(), pred))
+    mean = {v: float(np.nanmean(r)) if np.isfinite(r).any() else float("nan") for v, r in per_value.items()}
+    best = max(sorted(options.l2_grid, reverse=True), key=lambda v: np.nan_to_num(mean[v], nan=-np.inf))
+    return best, mean
 
 
 def expansion_point(options: InstantOptions, supports: Sequence[Support], shape: tuple[int, int]) -> torch.Tensor:
@@ -213,13 +248,16 @@ class Instant(Method):
             lin = self._linear(ctx)
             at = lin.at
             base, phi = lin.take(support.rows)
-        lam = solve(base, phi, at, support.y, init, o.loss, o.l2, o.max_iter)
+        l2 = o.l2
+        if o.l2_grid and len(support.y) >= o.cv_from_k:
+            l2, _ = cv_pull(base, phi, at, support.y, support.expert_scores, o, support.seed, L)
+        lam = solve(base, phi, at, support.y, init, o.loss, l2, o.max_iter)
         if o.hybrid_steps:
             person = tv.Person(f"{support.rater_id}/{support.repeat}", ctx.images(support.rows), support.y,
                                support.expert_scores, support.seed)
             lam = tv.personalize(ctx.merged, [person], ctx.template(support.source), o.lambda_options(o.hybrid_steps),
                                  progress=False, init=lam[None])[0]
-        return {"lambda": lam}
+        return {"lambda": lam, "l2": torch.tensor(float(l2), dtype=torch.float64)}
 
     def predict(self, state: State, query: Query, ctx: Context) -> np.ndarray:
         if self.options.scoring == "linear":

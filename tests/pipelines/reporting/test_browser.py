@@ -30,6 +30,7 @@ SUMMARY = pl.DataFrame({
     "srocc_mean": [0.5, 0.4, 0.3, 0.7, 0.6, 0.4, 0.3, 0.8],
     "srocc_ci_low": [0.45, 0.35, 0.25, 0.65, 0.55, 0.35, 0.25, 0.75],
     "srocc_ci_high": [0.55, 0.45, 0.35, 0.75, 0.65, 0.45, 0.35, 0.85],
+    "ceiling": [False, False, False, True] * 2,
 })
 SHOWN = ["layerwise_rank", "zero_shot_ensemble", "mixing_ceiling"]  # the summary's main rows
 

@@ -149,11 +149,15 @@ def compare_with_reference(personalization_metrics: pl.DataFrame, params: dict[s
 
 
 def summarize(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The summary over people per method × k, overall and per source (aestimo.evaluation.people)."""
-    b = config.parse("personalize", params).bootstrap
-    return (
-        people.summarize(personalization_metrics, False, b.seed, b.resamples),
-        people.summarize(personalization_metrics, True, b.seed, b.resamples),
+    """The summary over people per method × k, overall and per source (aestimo.evaluation.people),
+    with a ``ceiling`` column marking the rows that read hidden or query information."""
+    p = config.parse("personalize", params)
+    b = p.bootstrap
+    ceilings = [m.name for m in p.configured_methods([]) if m.method.ceiling]
+    return tuple(
+        people.summarize(personalization_metrics, by_source, b.seed, b.resamples)
+        .with_columns(pl.col("method").is_in(ceilings).alias("ceiling"))
+        for by_source in (False, True)
     )
 
 
