@@ -58,7 +58,7 @@ class InstantOptions(Options):
     # cross-validation inside the support (for ks no validation person allows); empty: ``l2`` always
     l2_grid: tuple[float, ...] = ()
     cv_from_k: int = Field(default=50, ge=4)
-    cv_folds: int = Field(default=5, ge=2)
+    cv_folds: int = Field(default=3, ge=2)
     expand_at: Literal["uniform", "mean_init", "person"] = "uniform"
     scoring: Literal["exact", "linear"] = "exact"  # how the query is scored (the saved λ is the same)
     max_iter: int = Field(default=200, ge=1)  # L-BFGS iterations
