@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from aestimo.evaluation import metrics
 from aestimo.evaluation.metrics import binary_accuracy, emd_per_sample, plcc, regression_report, srocc, tail_mae
 
 
@@ -60,3 +61,15 @@ def test_regression_report():
     assert rep["emd"] == pytest.approx(math.sqrt(0.1) / 2)
     assert rep["mae_low"] == rep["mae_middle"] == rep["mae_high"] == pytest.approx(0.5)
     assert "emd" not in regression_report(y, p)
+
+
+def test_segment_mae_is_segment_metrics_mae_column():
+    g = np.random.default_rng(3)
+    y = np.r_[g.normal(5, 2, 60), np.nan, 4.0, 4.0, 4.0]
+    p = np.r_[g.normal(5, 1, 60), 3.0, np.nan, 4.5, 3.5]
+    for bounds in (None, (3.0, 6.0), (100.0, 200.0)):  # the last leaves "middle" and "high" empty
+        want = {r["segment"]: r["mae"] for r in metrics.segment_metrics(y, p, bounds)}
+        got = metrics.segment_mae(y, p, bounds)
+        assert got.keys() == want.keys()
+        for k in want:
+            assert (np.isnan(got[k]) and np.isnan(want[k])) or got[k] == pytest.approx(want[k], rel=1e-12), k

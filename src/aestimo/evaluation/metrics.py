@@ -20,6 +20,7 @@ __all__ = [
     "plcc",
     "regression_report",
     "segment_bounds",
+    "segment_mae",
     "segment_metrics",
     "segment_of",
     "srocc",
@@ -131,6 +132,23 @@ def segment_metrics(y_true: Any, y_pred: Any, bounds: tuple[float, float] | None
     y, p = y[keep], p[keep]
     seg = segment_of(y, bounds)
     return [_row("all", y, p)] + [_row(s, y[seg == s], p[seg == s]) for s in SEGMENTS]
+
+
+def segment_mae(y_true: Any, y_pred: Any, bounds: tuple[float, float] | None = None) -> dict[str, float]:
+    """``{"all", "low", "middle", "high"}`` → MAE: :func:`segment_metrics`' MAE column alone (no
+    correlations: a per-run table needs only this, thousands of times)."""
+    y, p = _as_1d(y_true), _as_1d(y_pred)
+    if y.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {y.shape[0]} vs {p.shape[0]}")
+    if bounds is None:
+        bounds = segment_bounds(y[np.isfinite(y)])
+    keep = np.isfinite(y) & np.isfinite(p)
+    err, seg = np.abs(y[keep] - p[keep]), segment_of(y[keep], bounds)
+    out = {"all": float(err.mean()) if err.size else float("nan")}
+    for s in SEGMENTS:
+        part = err[seg == s]
+        out[s] = float(part.mean()) if part.size else float("nan")
+    return out
 
 
 def binary_accuracy(y: Any, p: Any, threshold: float) -> float:

@@ -261,7 +261,7 @@ def metric_row(source, rater, method, k, rep, y, pred, y_template=None) -> dict:
         "srocc": metrics.srocc(y, pred), "plcc": metrics.plcc(y, pred), "n_query": len(y),
     }
     if y_template is not None and len(y_template):
-        segs = {r["segment"]: r["mae"] for r in metrics.segment_metrics(y_template, pred)}
+        segs = metrics.segment_mae(y_template, pred)
         row |= {"mae": segs["all"], "mae_low": segs["low"], "mae_middle": segs["middle"], "mae_high": segs["high"]}
     return row
 
