@@ -123,27 +123,26 @@ def segment_metrics(y_true: Any, y_pred: Any, bounds: tuple[float, float] | None
     predictions, and two predictors of the same images share them). Pairs with a non-finite value are
     then dropped. A segment without images has ``n = 0`` and NaN metrics.
     """
+    y, p, seg = _segmented(y_true, y_pred, bounds)
+    return [_row("all", y, p)] + [_row(s, y[seg == s], p[seg == s]) for s in SEGMENTS]
+
+
+def _segmented(y_true: Any, y_pred: Any, bounds: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The finite pairs and each one's segment (bounds from the finite true scores by default)."""
     y, p = _as_1d(y_true), _as_1d(y_pred)
     if y.shape != p.shape:
         raise ValueError(f"y_true and y_pred differ in length: {y.shape[0]} vs {p.shape[0]}")
     if bounds is None:
         bounds = segment_bounds(y[np.isfinite(y)])
     keep = np.isfinite(y) & np.isfinite(p)
-    y, p = y[keep], p[keep]
-    seg = segment_of(y, bounds)
-    return [_row("all", y, p)] + [_row(s, y[seg == s], p[seg == s]) for s in SEGMENTS]
+    return y[keep], p[keep], segment_of(y[keep], bounds)
 
 
 def segment_mae(y_true: Any, y_pred: Any, bounds: tuple[float, float] | None = None) -> dict[str, float]:
     """``{"all", "low", "middle", "high"}`` → MAE: :func:`segment_metrics`' MAE column alone (no
     correlations: a per-run table needs only this, thousands of times)."""
-    y, p = _as_1d(y_true), _as_1d(y_pred)
-    if y.shape != p.shape:
-        raise ValueError(f"y_true and y_pred differ in length: {y.shape[0]} vs {p.shape[0]}")
-    if bounds is None:
-        bounds = segment_bounds(y[np.isfinite(y)])
-    keep = np.isfinite(y) & np.isfinite(p)
-    err, seg = np.abs(y[keep] - p[keep]), segment_of(y[keep], bounds)
+    y, p, seg = _segmented(y_true, y_pred, bounds)
+    err = np.abs(y - p)
     out = {"all": float(err.mean()) if err.size else float("nan")}
     for s in SEGMENTS:
         part = err[seg == s]
