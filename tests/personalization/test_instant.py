@@ -241,3 +241,21 @@ def test_instant_chooses_its_pull_inside_the_support_from_cv_from_k_only():
     base, phi = method._linear(ctx).take(large.rows)
     init = tv.init_coefficients(large.expert_scores, large.y.numpy(), merged.shape[1], method.options.lambda_options(0))
     torch.testing.assert_close(state["lambda"], solve(base, phi, method._linear(ctx).at, large.y, init, "rank", float(state["l2"])))
+
+
+def test_the_written_out_gradient_is_autograds_for_both_losses_with_and_without_pairs():
+    from aestimo.personalization.instant import LinearObjective
+
+    g = torch.Generator().manual_seed(11)
+    k, d = 15, 7
+    offset, feats = torch.randn(k, generator=g, dtype=torch.float64), torch.randn(k, d, generator=g, dtype=torch.float64)
+    lam0, lam = torch.rand(d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
+    ys = {"ties": torch.tensor([1.0, 2.0, 2.0] * 5, dtype=torch.float64), "flat": torch.full((k,), 3.0, dtype=torch.float64)}
+    for loss in ("rank", "mse"):
+        for name, y in ys.items():
+            value, grad = LinearObjective(offset, feats, y, lam0, loss, l2=2.5)(lam)
+            x = lam.clone().requires_grad_(True)
+            want = tv.person_loss(offset + feats @ x, y, loss) + (2.5 / k) * (x - lam0).pow(2).sum()
+            want.backward()
+            torch.testing.assert_close(value, want.detach(), msg=f"{loss}, {name}")
+            torch.testing.assert_close(grad, x.grad, msg=f"{loss}, {name}")

@@ -36,6 +36,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 
 from aestimo.bundle import TensorBundle
@@ -78,6 +79,37 @@ class InstantOptions(Options):
         )
 
 
+class LinearObjective:
+    """``loss(offset + X λ, y) + (l2 / k) ‖λ − λ0‖²`` over flat λ, with its gradient written out.
+
+    The same objective as ``tv.person_loss`` (Bradley–Terry over the ordered pairs with
+    ``y_i > y_j``, or MSE) plus the pull; computed by hand because a solve takes a few dozen
+    evaluations of a problem this small, where autograd's bookkeeping cost more than the sums."""
+
+    def __init__(self, offset: torch.Tensor, feats: torch.Tensor, y: torch.Tensor, lam0: torch.Tensor, loss: str, l2: float):
+        self.offset, self.feats, self.y, self.lam0, self.loss = offset, feats, y, lam0, loss
+        self.pull = l2 / len(y)
+        if loss == "rank":
+            self.i, self.j = torch.nonzero(y[:, None] > y[None, :], as_tuple=True)
+
+    def __call__(self, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The value and the gradient at flat ``lam``."""
+        pred = self.offset + self.feats @ lam
+        if self.loss == "rank":
+            if len(self.i):
+                d = pred[self.i] - pred[self.j]
+                value = F.softplus(-d).mean()
+                w = -torch.sigmoid(-d) / len(d)
+                g_pred = torch.zeros_like(pred).index_add_(0, self.i, w).index_add_(0, self.j, -w)
+            else:  # nothing to rank: only the pull
+                value, g_pred = pred.sum() * 0.0, torch.zeros_like(pred)
+        else:
+            r = pred - self.y
+            value, g_pred = r.pow(2).mean(), 2.0 * r / len(r)
+        diff = lam - self.lam0
+        return value + self.pull * diff.pow(2).sum(), self.feats.T @ g_pred + 2.0 * self.pull * diff
+
+
 def solve(
     base: torch.Tensor,
     phi: torch.Tensor,
@@ -95,24 +127,20 @@ def solve(
     """
     phi, at, y = phi.double(), at.double(), y.double()
     offset = base.double() - (at * phi).flatten(1).sum(1)
-    feats = phi if init.dim() == 2 else phi.sum(-1)  # (k, n, L) or (k, n)
-    lam0 = init.detach().double()
-    lam = lam0.clone().requires_grad_(True)
+    feats = (phi if init.dim() == 2 else phi.sum(-1)).flatten(1)  # (k, n·L) or (k, n)
+    objective = LinearObjective(offset, feats, y, init.detach().double().flatten(), loss, l2)
+    lam = objective.lam0.clone().requires_grad_(True)
     opt = torch.optim.LBFGS([lam], lr=1.0, max_iter=max_iter, tolerance_grad=1e-10, tolerance_change=1e-14,
                             history_size=20, line_search_fn="strong_wolfe")
 
-    def objective() -> torch.Tensor:
-        pred = offset + (feats * lam).flatten(1).sum(1)
-        return tv.person_loss(pred, y, loss) + (l2 / len(y)) * (lam - lam0).pow(2).sum()
-
+    @torch.no_grad()
     def closure() -> torch.Tensor:
-        opt.zero_grad()
-        value = objective()
-        value.backward()
+        value, grad = objective(lam)
+        lam.grad = grad
         return value
 
     opt.step(closure)
-    return lam.detach().float()
+    return lam.detach().float().reshape(init.shape)
 
 
 def cv_pull(
