@@ -173,8 +173,8 @@ def tail_mae(y: Any, p: Any, low: float = 0.2, high: float = 0.8) -> dict[str, f
     y, p = _pairs(y, p)
     if y.size == 0:
         return {"low": float("nan"), "middle": float("nan"), "high": float("nan")}
-    rows = segment_metrics(y, p, segment_bounds(y, low, high))
-    return {r["segment"]: r["mae"] for r in rows if r["segment"] != "all"}
+    segs = segment_mae(y, p, segment_bounds(y, low, high))
+    return {s: segs[s] for s in SEGMENTS}
 
 
 def regression_report(

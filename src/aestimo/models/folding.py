@@ -175,13 +175,8 @@ def _static_same_padding(folded: nn.Module, input_shape: tuple[int, ...]) -> tup
         (top, bottom), (left, right) = _same_pads(size[0], k, s), _same_pads(size[1], k, s)
         if (top, bottom) != (left, right) or bottom - top not in (0, 1):
             continue
-        new = StaticSameConv2d(conv, k + bottom - top, bottom, size)
-        with torch.no_grad():
-            weight = F.pad(conv.weight, (1, 0, 1, 0)) if bottom > top else conv.weight
-            new.weight.copy_(weight)
-            if conv.bias is not None:
-                new.bias.copy_(conv.bias)
-        _replace(folded, name, new)
+        # its own weights are never used: the folded module always runs on fold()'s weights
+        _replace(folded, name, StaticSameConv2d(conv, k + bottom - top, bottom, size))
         if bottom > top:
             widened.append(name)
     return tuple(widened)

@@ -132,19 +132,22 @@ def personalize_people(
     return states, metrics_table, timings, export_features(ctx)
 
 
+def _ceilings(p: config.PersonalizeParams) -> tuple[str, ...]:
+    """The configured rows that read hidden or query information (``Method.ceiling``)."""
+    return tuple(m.name for m in p.configured_methods([]) if m.method.ceiling)
+
+
 def compare_methods(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
     """The deployed method paired with every other method over people (ceilings left out)."""
     p = config.parse("personalize", params)
-    ceilings = tuple(m.name for m in p.configured_methods([]) if m.method.ceiling)
-    return people.against_all(personalization_metrics, p.deploy_method, ceilings, p.bootstrap.seed, p.bootstrap.resamples)
+    return people.against_all(personalization_metrics, p.deploy_method, _ceilings(p), p.bootstrap.seed, p.bootstrap.resamples)
 
 
 def compare_with_reference(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
     """Every method paired over people with the reference every method must beat (the zero-shot
     ensemble by default; ceilings and single experts left out)."""
     p = config.parse("personalize", params)
-    skip = tuple(m.name for m in p.configured_methods([]) if m.method.ceiling)
-    table = people.against_reference(personalization_metrics, p.reference_method, skip, p.bootstrap.seed, p.bootstrap.resamples)
+    table = people.against_reference(personalization_metrics, p.reference_method, _ceilings(p), p.bootstrap.seed, p.bootstrap.resamples)
     return table.filter(~pl.col("method").str.starts_with("zero_shot_"))
 
 
@@ -153,7 +156,7 @@ def summarize(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> 
     with a ``ceiling`` column marking the rows that read hidden or query information."""
     p = config.parse("personalize", params)
     b = p.bootstrap
-    ceilings = [m.name for m in p.configured_methods([]) if m.method.ceiling]
+    ceilings = list(_ceilings(p))
     return tuple(
         people.summarize(personalization_metrics, by_source, b.seed, b.resamples)
         .with_columns(pl.col("method").is_in(ceilings).alias("ceiling"))
@@ -226,9 +229,9 @@ def plot_cost(summary: pl.DataFrame, timings: pl.DataFrame, params: dict[str, An
     """Mean SROCC over people against seconds per person (one fit, shared work shared out; log
     scale), per k; ceilings and single experts left out. Seconds are this machine's."""
     p = config.parse("personalize", params)
-    ceilings = {m.name for m in p.configured_methods([]) if m.method.ceiling}
+    ceilings = list(_ceilings(p))
     cost = run_seconds(timings).rename({"seconds_per_run": "seconds_per_person"})
-    s = summary.filter(main_methods("method") & ~pl.col("method").is_in(list(ceilings))).join(cost, on=["method", "k"], how="left")
+    s = summary.filter(main_methods("method") & ~pl.col("method").is_in(ceilings)).join(cost, on=["method", "k"], how="left")
     ks = sorted(s["k"].unique().to_list()) or [0]
     fig, axes = plt.subplots(1, len(ks), figsize=(5 * len(ks), 3.6), squeeze=False)
     for ax, k in zip(axes[0], ks):

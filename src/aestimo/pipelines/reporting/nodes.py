@@ -10,8 +10,6 @@ import polars as pl
 
 from aestimo import config
 from aestimo.evaluation.browser import check_report, chromium_available
-
-log = logging.getLogger(__name__)
 from aestimo.evaluation.report import (
     build_html,
     expert_matrix,
@@ -21,6 +19,8 @@ from aestimo.evaluation.report import (
     table_html,
     versus_reference_section,
 )
+
+log = logging.getLogger(__name__)
 
 
 def build_report(
