@@ -8,7 +8,8 @@ from aestimo.evaluation import metrics
 from aestimo.models.merged import MergedScorer, build_task_vectors
 from aestimo.models.scorer import template_tensor
 from aestimo.personalization import task_vectors as tv
-from aestimo.personalization.instant import Instant, InstantOptions, cv_pull, expansion_point, features_for, solve
+from aestimo.personalization.instant import Instant, InstantOptions, cv_pull, expansion_point, features_for
+from aestimo.personalization.linear_problem import solve
 from aestimo.personalization.linearized import linear_scores, score_features
 from aestimo.personalization.registry import Context, Query, Support
 from tests.personalization.test_task_vectors import Toy
@@ -244,7 +245,7 @@ def test_instant_chooses_its_pull_inside_the_support_from_cv_from_k_only():
 
 
 def test_the_written_out_gradient_is_autograds_for_both_losses_with_and_without_pairs():
-    from aestimo.personalization.instant import LinearObjective
+    from aestimo.personalization.linear_problem import LinearObjective
 
     g = torch.Generator().manual_seed(11)
     k, d = 15, 7

@@ -7,8 +7,9 @@ With running statistics frozen (every merged model and every evaluation here),
 Folding removes a pass over every activation map (about a quarter of the
 CPU time of an EfficientNet-Lite forward). It is a function of the weights,
 so it runs after a merge, inside ``torch.func`` transforms and under autograd
-alike: the merged scorer folds ``θ0 + Σ λ τ`` for scoring, for the per-image
-features and for exact λ learning.
+alike: the merged scorer folds ``θ0 + Σ λ τ`` for scoring and for exact λ
+learning (instant's per-image features run unfolded: they are derivatives with
+respect to the task vectors' own parameters, :mod:`aestimo.models.layer_derivatives`).
 
 Pairs are found in module registration order (a ``Conv2d`` directly followed
 by a ``BatchNorm2d`` of as many channels), which is the data flow in timm's

@@ -6,8 +6,9 @@ score is linear in λ (:mod:`~aestimo.personalization.linearized`): its
 features ``φ(x)`` are computed **once per image**, at an expansion point shared
 by every person and repeat that rates it (``expand_at: uniform`` = 1/n, or
 ``mean_init`` = the mean of the planned people's initialisations), in
-:meth:`Instant.prepare`. A person's λ then solves a small convex-ish problem
-over those features, to convergence (L-BFGS, milliseconds):
+:meth:`Instant.prepare`. A person's λ then solves a small convex problem
+over those features, to convergence (Newton's method, milliseconds;
+:mod:`~aestimo.personalization.linear_problem`):
 
     min_λ  loss(base + ⟨λ − λe, φ⟩, y) + (l2 / k) · ‖λ − λ0‖²
 
@@ -36,13 +37,13 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from aestimo.bundle import TensorBundle
 from aestimo.evaluation import metrics
 from aestimo.options import Options
 from aestimo.personalization import task_vectors as tv
+from aestimo.personalization.linear_problem import LinearProblem
 from aestimo.personalization.linearized import LinearScores, linear_scores, score_features
 from aestimo.personalization.pool import map_in_workers
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
@@ -62,8 +63,8 @@ class InstantOptions(Options):
     cv_folds: int = Field(default=3, ge=2)
     expand_at: Literal["uniform", "mean_init", "person"] = "uniform"
     scoring: Literal["exact", "linear"] = "exact"  # how the query is scored (the saved λ is the same)
-    max_iter: int = Field(default=200, ge=1)  # L-BFGS iterations
-    feature_batch: int = Field(default=32, ge=1)  # images per vmapped backward pass (memory bound)
+    max_iter: int = Field(default=200, ge=1)  # Newton iterations (a handful suffice; L-BFGS's without a pull)
+    feature_batch: int = Field(default=32, ge=1)  # images per forward + backward pass of the features (memory bound)
     # the hybrid: exact steps from the instant solution (0 = pure instant), with the exact method's options
     hybrid_steps: int = Field(default=0, ge=0)
     batch_size: int = Field(default=32, ge=2)
@@ -79,78 +80,16 @@ class InstantOptions(Options):
         )
 
 
-class LinearObjective:
-    """``loss(offset + X λ, y) + (l2 / k) ‖λ − λ0‖²`` over flat λ, with its gradient written out.
-
-    The same objective as ``tv.person_loss`` (Bradley–Terry over the ordered pairs with
-    ``y_i > y_j``, or MSE) plus the pull; computed by hand because a solve takes a few dozen
-    evaluations of a problem this small, where autograd's bookkeeping cost more than the sums."""
-
-    def __init__(self, offset: torch.Tensor, feats: torch.Tensor, y: torch.Tensor, lam0: torch.Tensor, loss: str, l2: float):
-        self.offset, self.feats, self.y, self.lam0, self.loss = offset, feats, y, lam0, loss
-        self.pull = l2 / len(y)
-        if loss == "rank":
-            self.i, self.j = torch.nonzero(y[:, None] > y[None, :], as_tuple=True)
-
-    def __call__(self, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The value and the gradient at flat ``lam``."""
-        pred = self.offset + self.feats @ lam
-        if self.loss == "rank":
-            if len(self.i):
-                d = pred[self.i] - pred[self.j]
-                value = F.softplus(-d).mean()
-                w = -torch.sigmoid(-d) / len(d)
-                g_pred = torch.zeros_like(pred).index_add_(0, self.i, w).index_add_(0, self.j, -w)
-            else:  # nothing to rank: only the pull
-                value, g_pred = pred.sum() * 0.0, torch.zeros_like(pred)
-        else:
-            r = pred - self.y
-            value, g_pred = r.pow(2).mean(), 2.0 * r / len(r)
-        diff = lam - self.lam0
-        return value + self.pull * diff.pow(2).sum(), self.feats.T @ g_pred + 2.0 * self.pull * diff
-
-
-def solve(
-    base: torch.Tensor,
-    phi: torch.Tensor,
-    at: torch.Tensor,
-    y: torch.Tensor,
-    init: torch.Tensor,
-    loss: str = "rank",
-    l2: float = 10.0,
-    max_iter: int = 200,
-) -> torch.Tensor:
-    """λ minimising ``loss(base + ⟨λ − at, φ⟩, y) + (l2 / k) ‖λ − init‖²`` (float64, L-BFGS from ``init``).
-
-    ``init`` is ``(n, L)`` or ``(n,)`` (one coefficient per source, broadcast
-    over layers: its features are φ summed over layers). Deterministic.
-    """
-    phi, at, y = phi.double(), at.double(), y.double()
-    offset = base.double() - (at * phi).flatten(1).sum(1)
-    feats = (phi if init.dim() == 2 else phi.sum(-1)).flatten(1)  # (k, n·L) or (k, n)
-    objective = LinearObjective(offset, feats, y, init.detach().double().flatten(), loss, l2)
-    lam = objective.lam0.clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([lam], lr=1.0, max_iter=max_iter, tolerance_grad=1e-10, tolerance_change=1e-14,
-                            history_size=20, line_search_fn="strong_wolfe")
-
-    @torch.no_grad()
-    def closure() -> torch.Tensor:
-        value, grad = objective(lam)
-        lam.grad = grad
-        return value
-
-    opt.step(closure)
-    return lam.detach().float().reshape(init.shape)
-
-
 def cv_pull(
     base: torch.Tensor, phi: torch.Tensor, at: torch.Tensor, y: torch.Tensor, expert_scores: np.ndarray,
-    options: InstantOptions, seed: int, n_layers: int,
+    options: InstantOptions, seed: int, n_layers: int, problem: LinearProblem | None = None,
 ) -> tuple[float, dict[float, float]]:
     """The pull among ``options.l2_grid`` whose fits on the other folds rank each held-out fold of the
     support best (mean SROCC over folds of the linear scores; on a tie the larger, more conservative
-    pull), and the mean SROCC per value. Every fold's λ0 comes from its training part alone."""
+    pull), and the mean SROCC per value. Every fold's λ0 comes from its training part alone.
+    ``problem``: the support's linear problem when the caller has it (its kernel is shared)."""
     k = len(y)
+    problem = problem or LinearProblem.of(base, phi, at, options.layerwise)
     order = np.random.default_rng(seed).permutation(k)
     folds = [f for f in np.array_split(order, min(options.cv_folds, k // 2)) if len(f) >= 2]
     cfg = options.lambda_options(0)
@@ -159,8 +98,9 @@ def cv_pull(
         train = torch.as_tensor(np.setdiff1d(order, held))
         held_t = torch.as_tensor(np.sort(held))
         init = tv.init_coefficients(expert_scores[:, train.numpy()], y[train].numpy(), n_layers, cfg)
+        fold = problem.subset(train)
         for v in options.l2_grid:
-            lam = solve(base[train], phi[train], at, y[train], init, options.loss, v, options.max_iter)
+            lam = fold.solve(y[train], init, options.loss, v, options.max_iter)
             pred = linear_scores(base[held_t], phi[held_t], at, lam).numpy()
             per_value[v].append(metrics.srocc(y[held_t].numpy(), pred))
     mean = {v: float(np.nanmean(r)) if np.isfinite(r).any() else float("nan") for v, r in per_value.items()}
@@ -276,10 +216,10 @@ class Instant(Method):
             lin = self._linear(ctx)
             at = lin.at
             base, phi = lin.take(support.rows)
-        l2 = o.l2
+        l2, problem = o.l2, LinearProblem.of(base, phi, at, o.layerwise)
         if o.l2_grid and len(support.y) >= o.cv_from_k:
-            l2, _ = cv_pull(base, phi, at, support.y, support.expert_scores, o, support.seed, L)
-        lam = solve(base, phi, at, support.y, init, o.loss, l2, o.max_iter)
+            l2, _ = cv_pull(base, phi, at, support.y, support.expert_scores, o, support.seed, L, problem)
+        lam = problem.solve(support.y, init, o.loss, l2, o.max_iter)
         if o.hybrid_steps:
             person = tv.Person(f"{support.rater_id}/{support.repeat}", ctx.images(support.rows), support.y,
                                support.expert_scores, support.seed)

@@ -7,8 +7,9 @@ Around ``λe``, a person's score of image ``x`` is, to first order,
 
 so one backward pass per image at ``λe`` turns λ learning into a small
 problem over ``n × L`` numbers per image (:mod:`aestimo.personalization.instant`).
-The per-image gradients come from ``torch.func`` (``vmap`` of ``grad``), in
-batches, so memory stays bounded whatever the number of images. Scores are on
+The features come layer by layer from one forward and one backward pass per
+batch of images (:mod:`aestimo.models.layer_derivatives`), so memory stays
+bounded whatever the number of images. Scores are on
 the image's source's template scale (an image is only ever scored for people
 of its own source).
 """
@@ -18,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.func import grad_and_value, vmap
 from tqdm.auto import tqdm
 
+from aestimo.models.layer_derivatives import directional_derivatives
 from aestimo.models.merged import MergedScorer
 
 
@@ -29,26 +30,28 @@ def score_features(
     x: torch.Tensor,
     at: torch.Tensor,
     template: torch.Tensor,
-    batch: int = 16,
+    batch: int = 32,
     progress: bool = False,
     desc: str = "features",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``s(x; at)`` ``(B,)`` and ``φ(x) = ∂s/∂λ`` at ``at`` ``(B, *at.shape)`` for images ``x`` (normalised NCHW).
 
-    ``at`` is ``(n, L)`` (layer-wise) or ``(n,)`` (one coefficient per source).
+    ``at`` is ``(n, L)`` (layer-wise) or ``(n,)`` (one coefficient per source:
+    φ summed over layers). The merged model runs unfolded here: φ is with
+    respect to the task vectors' own parameters.
     """
+    n, L = merged.shape
     at = at.detach().float()
-
-    def score(lam: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
-        return merged(xi[None], lam)[0] @ template
-
-    per_image = vmap(grad_and_value(score), in_dims=(None, 0))
+    point = at if at.dim() == 2 else at[:, None].expand(n, L)
+    weights = {**merged.merged(point), **merged.buffers}
+    weights = {k: w.contiguous(memory_format=torch.channels_last) if w.dim() == 4 else w for k, w in weights.items()}
     bases, phis = [], []
     shown = {} if progress else {"disable": True}  # shown: TQDM_DISABLE may still hide it
     for i in tqdm(range(0, len(x), batch), desc=desc, leave=False, **shown):
-        g, v = per_image(at, x[i : i + batch])
-        phis.append(g.detach())
-        bases.append(v.detach())
+        base, phi = directional_derivatives(merged.module, weights, merged.names, merged.taus, x[i : i + batch],
+                                            lambda probs: probs @ template)
+        bases.append(base)
+        phis.append(phi if at.dim() == 2 else phi.sum(-1))
     if not phis:
         return torch.empty(0), torch.empty((0, *at.shape))
     return torch.cat(bases), torch.cat(phis)
