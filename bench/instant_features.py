@@ -25,12 +25,12 @@ import time
 
 import _common  # noqa: F401
 import torch
-from _common import add_threads_arg, fmt_s, header
+from _common import add_threads_arg, fmt_s, header, lite0_with_fake_experts
 from torch.func import grad_and_value, vmap
 
 from aestimo.data.images import to_float
-from aestimo.models.merged import MergedScorer, build_task_vectors, parameter_names
-from aestimo.models.scorer import build_scorer, template_tensor
+from aestimo.models.merged import MergedScorer
+from aestimo.models.scorer import template_tensor
 from aestimo.personalization.linearized import score_features
 
 
@@ -52,14 +52,9 @@ def main() -> None:
     add_threads_arg(ap)
     args = ap.parse_args()
     header("instant's per-image features: layer rules vs torch.func per-image gradients", args)
-    make = lambda: build_scorer("tf_efficientnet_lite0", None if args.weights == "random" else "package",  # noqa: E731
-                                head_seed=0, allow_random=args.weights == "random")
-    base = make().eval()
-    theta0 = {k: v.detach().clone() for k, v in base.state_dict().items()}
-    params, g = set(parameter_names(base)), torch.Generator().manual_seed(0)
-    experts = {f"e{i}": {k: v + 0.01 * v.std().nan_to_num() * torch.randn(v.shape, generator=g) if k in params else v
-                         for k, v in theta0.items()} for i in range(args.experts)}
-    merged = MergedScorer(make(), theta0, build_task_vectors(base, theta0, experts), probe_shape=(2, 3, args.size, args.size))
+    make, theta0, tv = lite0_with_fake_experts(args.weights, args.experts)
+    g = torch.Generator().manual_seed(1)
+    merged = MergedScorer(make(), theta0, tv, probe_shape=(2, 3, args.size, args.size))
     x = to_float(torch.randint(0, 256, (args.n, 3, args.size, args.size), dtype=torch.uint8, generator=g), (0.5,) * 3, (0.25,) * 3)
     x = x.contiguous(memory_format=torch.channels_last)
     template = template_tensor("ten")

@@ -26,12 +26,11 @@ import time
 
 import _common  # noqa: F401
 import torch
-from _common import add_threads_arg, fmt_s, header
+from _common import add_threads_arg, fmt_s, header, lite0_with_fake_experts
 
 from aestimo.bundle import TensorBundle  # noqa: F401  (the task vectors' container)
 from aestimo.data.images import to_float
-from aestimo.models.merged import MergedScorer, build_task_vectors, parameter_names
-from aestimo.models.scorer import build_scorer
+from aestimo.models.merged import MergedScorer
 
 
 def main() -> None:
@@ -44,14 +43,8 @@ def main() -> None:
     add_threads_arg(ap)
     args = ap.parse_args()
     header("exact scoring of a query by the merged model: folded vs plain", args)
-    make = lambda: build_scorer("tf_efficientnet_lite0", None if args.weights == "random" else "package",  # noqa: E731
-                                head_seed=0, allow_random=args.weights == "random")
-    base = make().eval()
-    theta0 = {k: v.detach().clone() for k, v in base.state_dict().items()}
-    params, g = set(parameter_names(base)), torch.Generator().manual_seed(0)
-    experts = {f"e{i}": {k: v + 0.01 * v.std().nan_to_num() * torch.randn(v.shape, generator=g) if k in params else v
-                         for k, v in theta0.items()} for i in range(args.experts)}
-    tv = build_task_vectors(base, theta0, experts)
+    make, theta0, tv = lite0_with_fake_experts(args.weights, args.experts)
+    g = torch.Generator().manual_seed(1)
     shape = (2, 3, args.size, args.size)
     plain = MergedScorer(make(), theta0, tv, fold=False)
     folded = MergedScorer(make(), theta0, tv, probe_shape=shape)

@@ -11,7 +11,7 @@ instant at each fixed pull of the grid, and instant choosing its pull inside
 the support by cross-validation (``l2_grid``), all scored by the exact merged
 model; it prints the mean SROCC over people (repeats averaged first).
 
-    python experiments/instant_pull_at_k100.py [--data data] [--people 15] [--repeats 2]
+    python experiments/instant_pull_at_k100.py [--data data] [--people 15] [--repeats 2] [--grid 1 3 10 30 100]
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--grid", type=float, nargs="+", default=list(GRID), help="the pulls tried, fixed and by CV")
     args = ap.parse_args()
+    grid = tuple(args.grid)
     d = Path(args.data)
     ratings = pl.read_parquet(d / "03_primary/ratings.parquet")
     test = pl.read_parquet(d / "05_model_input/test_people.parquet")
@@ -71,8 +73,8 @@ def main() -> None:
     plan = splits.select(*runs.RUN, "seed").unique().sort(*runs.RUN)
     data = runs.run_data(plan, splits, ratings, expert_predictions, cache.meta["image_ids"])
     methods = {"λ0 alone": TaskVectors(LambdaOptions(steps=0))}
-    methods |= {f"instant l2={v:g}": Instant(InstantOptions(l2=v)) for v in GRID}
-    methods["instant, l2 by CV in the support"] = Instant(InstantOptions(l2_grid=GRID, cv_from_k=args.k))
+    methods |= {f"instant l2={v:g}": Instant(InstantOptions(l2=v)) for v in grid}
+    methods["instant, l2 by CV in the support"] = Instant(InstantOptions(l2_grid=grid, cv_from_k=args.k))
     jobs = [Job(name, m, r.support, r.query) for name, m in methods.items() for r in data]
     prepare(ctx, jobs)
     results = run_jobs(ctx, jobs, workers=args.workers)
