@@ -20,6 +20,19 @@ def test_correlations_known_values():
     assert srocc([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
 
 
+def test_correlations_equal_scipys_with_ties_and_non_finite_pairs():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    for n in (3, 10, 150):
+        y = rng.integers(1, 6, n).astype(float)  # ratings: many ties
+        p = rng.normal(size=n).round(1)
+        p[0] = np.nan  # dropped, as every metric here drops non-finite pairs
+        keep = np.isfinite(p)
+        assert srocc(y, p) == pytest.approx(stats.spearmanr(y[keep], p[keep]).statistic, abs=1e-12)
+        assert plcc(y, p) == pytest.approx(stats.pearsonr(y[keep], p[keep]).statistic, abs=1e-12)
+
+
 def test_correlations_undefined_give_nan():
     assert math.isnan(srocc([1, 2, 3], [4, 4, 4]))
     assert math.isnan(plcc([2, 2, 2], [1, 2, 3]))

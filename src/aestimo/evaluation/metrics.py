@@ -8,7 +8,6 @@ table can hold it and ``np.nanmean`` can skip it.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -46,14 +45,18 @@ def _undefined(y: np.ndarray, p: np.ndarray) -> bool:
     return y.size < 2 or np.ptp(y) == 0 or np.ptp(p) == 0
 
 
+def _pearson(y: np.ndarray, p: np.ndarray) -> float:
+    # np.corrcoef, not stats.pearsonr: the same number without the test's p-value and checks
+    # (a tenth of the time; a run computes ~40k per-run correlations)
+    return float(np.clip(np.corrcoef(y, p)[0, 1], -1.0, 1.0))
+
+
 def srocc(y: Any, p: Any) -> float:
-    """Spearman rank-order correlation; NaN when undefined."""
+    """Spearman rank-order correlation (Pearson of average ranks, as ``stats.spearmanr``); NaN when undefined."""
     y, p = _pairs(y, p)
     if _undefined(y, p):
         return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(stats.spearmanr(y, p).statistic)
+    return _pearson(stats.rankdata(y), stats.rankdata(p))
 
 
 def plcc(y: Any, p: Any) -> float:
@@ -61,9 +64,7 @@ def plcc(y: Any, p: Any) -> float:
     y, p = _pairs(y, p)
     if _undefined(y, p):
         return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(stats.pearsonr(y, p).statistic)
+    return _pearson(y, p)
 
 
 SEGMENTS = ("low", "middle", "high")  # of the true scores: the long tail's low 20 %, middle 60 %, high 20 %
