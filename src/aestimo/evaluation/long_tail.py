@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from aestimo.evaluation.metrics import SEGMENTS, _as_1d, segment_bounds, segment_metrics, segment_of  # noqa: E402
+from aestimo.evaluation.metrics import SEGMENTS, as_1d, segment_bounds, segment_metrics, segment_of  # noqa: E402
 
 __all__ = [
     "SEGMENTS",
@@ -111,12 +111,12 @@ def plot_long_tail_scatter(
     """
     if not preds:
         raise ValueError("plot_long_tail_scatter: preds is empty")
-    y_all = _as_1d(y_true)
+    y_all = as_1d(y_true)
     if bounds is None:
         bounds = segment_bounds(y_all[np.isfinite(y_all)])
     fig, axes = plt.subplots(1, len(preds), figsize=(4.0 * len(preds), 4.0), sharex=True, sharey=True, squeeze=False)
     for ax, (name, pred) in zip(axes[0], preds.items()):
-        p_all = _as_1d(pred)
+        p_all = as_1d(pred)
         if p_all.shape != y_all.shape:
             raise ValueError(f"plot_long_tail_scatter: '{name}' has {p_all.size} predictions for {y_all.size} scores")
         keep = np.isfinite(y_all) & np.isfinite(p_all)

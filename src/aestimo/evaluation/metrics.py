@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = [
+    "as_1d",
     "binary_accuracy",
     "emd_per_sample",
     "plcc",
@@ -27,14 +28,15 @@ __all__ = [
 ]
 
 
-def _as_1d(x: Any) -> np.ndarray:
+def as_1d(x: Any) -> np.ndarray:
+    """An array-like (list, numpy, torch CPU tensor) as a flat float64 array."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.float64).reshape(-1)
 
 
 def _pairs(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
-    y, p = _as_1d(y), _as_1d(p)
+    y, p = as_1d(y), as_1d(p)
     if y.shape != p.shape:
         raise ValueError(f"y and p differ in length: {y.shape[0]} vs {p.shape[0]}")
     keep = np.isfinite(y) & np.isfinite(p)
@@ -76,7 +78,7 @@ def segment_bounds(reference: Any, low: float = 0.2, high: float = 0.8) -> tuple
     Raises ``ValueError`` when ``reference`` is empty or holds a non-finite value (drop those first),
     or when the quantile levels are not ``0 <= low <= high <= 1``.
     """
-    ref = _as_1d(reference)
+    ref = as_1d(reference)
     if ref.size == 0:
         raise ValueError("segment_bounds: reference is empty")
     if not np.isfinite(ref).all():
@@ -97,7 +99,7 @@ def segment_of(y: Any, bounds: tuple[float, float]) -> np.ndarray:
     and every value lands in exactly one segment. With many tied ratings a segment can therefore
     hold more, or fewer, than its nominal share; it can even be empty. NaN raises ``ValueError``.
     """
-    v = _as_1d(y)
+    v = as_1d(y)
     q_low, q_high = (float(b) for b in bounds)
     if not q_low <= q_high:
         raise ValueError(f"segment_of: bounds must satisfy q_low <= q_high, got {bounds}")
@@ -130,7 +132,7 @@ def segment_metrics(y_true: Any, y_pred: Any, bounds: tuple[float, float] | None
 
 def _segmented(y_true: Any, y_pred: Any, bounds: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The finite pairs and each one's segment (bounds from the finite true scores by default)."""
-    y, p = _as_1d(y_true), _as_1d(y_pred)
+    y, p = as_1d(y_true), as_1d(y_pred)
     if y.shape != p.shape:
         raise ValueError(f"y_true and y_pred differ in length: {y.shape[0]} vs {p.shape[0]}")
     if bounds is None:
