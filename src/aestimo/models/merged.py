@@ -76,6 +76,11 @@ def merge_state(theta0: TensorBundle, task_vectors: TensorBundle, lam: torch.Ten
     return {**theta0.tensors, **merged}
 
 
+def channels_last(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Conv weights (4-D) in channels_last, like the scorer's own: mixed layouts are slow on CPU."""
+    return {n: w.contiguous(memory_format=torch.channels_last) if w.dim() == 4 else w for n, w in weights.items()}
+
+
 def _in_vmap() -> bool:
     return torch._C._functorch.maybe_current_level() is not None
 
@@ -120,16 +125,18 @@ class MergedScorer:
         """The merged module's parameters (plain layout, batch norms unfolded)."""
         return merge_parameters(self.theta0, self.names, self.taus, lam)
 
+    def unfolded(self, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every weight of the plain module at ``lam``: merged parameters, θ0's buffers, conv weights
+        in channels_last (what the unfolded module runs on: exact derivatives, fine-tuning)."""
+        return channels_last({**self.merged(lam), **self.buffers})
+
     def _weights(self, lam: torch.Tensor) -> tuple[nn.Module, dict[str, torch.Tensor]]:
         """The module to run and its weights at ``lam``: folded when the folding holds."""
         out = {**self.merged(lam), **self.buffers}
         module = self.module
         if self.folding is not None:
             out, module = self.folding.fold(out), self.folding.module
-        if not _in_vmap():
-            # conv weights in channels_last, like the module's own (mixed layouts are slow on CPU)
-            out = {n: w.contiguous(memory_format=torch.channels_last) if w.dim() == 4 else w for n, w in out.items()}
-        return module, out
+        return module, out if _in_vmap() else channels_last(out)
 
     def __call__(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Bin probabilities of the merged model, ``(B, 10)``; ``drop_mask``: the head's dropout (see ScoreHead.logits)."""

@@ -69,9 +69,7 @@ def zero_shot_parameters(merged: MergedScorer) -> dict[str, torch.Tensor]:
     """The merged scorer's parameters at uniform λ and its buffers, detached."""
     n, L = merged.shape
     with torch.no_grad():
-        params = merged.merged(torch.full((n, L), 1.0 / n))
-    # conv weights in channels_last, like the module's own (mixed layouts are slow on CPU)
-    return {k: (v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v).detach() for k, v in {**params, **merged.buffers}.items()}
+        return {k: v.detach() for k, v in merged.unfolded(torch.full((n, L), 1.0 / n)).items()}
 
 
 def head_names(module: nn.Module, prefixes: Sequence[str]) -> list[str]:

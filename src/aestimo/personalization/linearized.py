@@ -43,8 +43,7 @@ def score_features(
     n, L = merged.shape
     at = at.detach().float()
     point = at if at.dim() == 2 else at[:, None].expand(n, L)
-    weights = {**merged.merged(point), **merged.buffers}
-    weights = {k: w.contiguous(memory_format=torch.channels_last) if w.dim() == 4 else w for k, w in weights.items()}
+    weights = merged.unfolded(point)
     bases, phis = [], []
     shown = {} if progress else {"disable": True}  # shown: TQDM_DISABLE may still hide it
     for i in tqdm(range(0, len(x), batch), desc=desc, leave=False, **shown):
