@@ -38,3 +38,38 @@ def test_a_parameter_typo_stops_with_the_closest_name(project):
     with pytest.raises(InvalidSettings, match=r"parameter 'personalize.worker' is not a known name \(did you mean 'workers'\?\)"):
         _start(project, "smoke", {"personalize": {"worker": 2}})
     _start(project, "smoke")  # the smoke environment itself is valid
+
+
+def test_node_timing_hook_measures_wall_and_cpu_per_node():
+    from types import SimpleNamespace
+    import time
+
+    from aestimo.hooks import NodeTimingHooks
+
+    hooks = NodeTimingHooks()
+    hooks.before_pipeline_run()
+    busy, idle = SimpleNamespace(name="busy"), SimpleNamespace(name="idle")
+    hooks.before_node_run(busy)
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.2:  # 0.2 s of CPU, however long a loaded machine takes
+        pass
+    hooks.after_node_run(busy)
+    hooks.before_node_run(idle)
+    time.sleep(0.2)
+    hooks.after_node_run(idle)
+    (wall_b, cpu_b), (wall_i, cpu_i) = hooks.seconds["busy"], hooks.seconds["idle"]
+    assert cpu_b >= 0.2 and wall_b >= 0.9 * cpu_b  # a busy node spends CPU (one thread: no more than its wall time)
+    assert wall_i >= 0.2 and cpu_i < 0.1  # a waiting one does not
+
+
+def test_timing_summary_adds_up_per_stage_and_lists_the_slowest_first():
+    from aestimo.hooks import timing_summary
+
+    seconds = {"a": (10.0, 19.0), "b": (30.0, 31.0), "c": (5.0, 1.0), "d": (1.0, 1.0)}
+    lines = timing_summary(seconds, {"a": "experts", "b": "experts", "c": "personalization"}, slowest=2)
+    assert "46 s in all" in lines[0]
+    stages = {ln.split()[0]: ln.split() for ln in lines[1:4]}
+    assert stages["experts"][1:] == ["40.0", "/", "50.0"]
+    assert stages["personalization"][1:] == ["5.0", "/", "1.0"]
+    assert stages["other"][1:] == ["1.0", "/", "1.0"]  # a node no stage holds
+    assert [ln.split()[0] for ln in lines[-2:]] == ["b", "a"]

@@ -1,4 +1,5 @@
-"""Project hooks: validate every parameter block, and the raw data's folders, before any node runs.
+"""Project hooks: validate every parameter block, and the raw data's folders, before any node runs;
+time every node (wall and CPU) and say per stage where a run's time went.
 
 A bad parameter or a missing data folder stops the run at once with a one-line message that
 names the setting to fix (no traceback): the hook raises :class:`InvalidSettings`, a SystemExit.
@@ -6,9 +7,15 @@ names the setting to fix (no traceback): the hook raises :class:`InvalidSettings
 
 from __future__ import annotations
 
+import logging
+import resource
+import time
 from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
+from kedro.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
 
 
 class InvalidSettings(SystemExit):
@@ -49,3 +56,74 @@ class ParameterValidationHooks:
                     problems.extend(missing_roots(parsed, Path(context.project_path), context.env))
         if problems:
             raise InvalidSettings("error: invalid settings:\n  " + "\n  ".join(p.strip() for p in problems))
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (the worker pools a node spawned and joined)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def stage_of_nodes(stages: dict[str, Pipeline]) -> dict[str, str]:
+    """Each node's stage: the first stage pipeline that holds it."""
+    out: dict[str, str] = {}
+    for stage, pipe in stages.items():
+        for node in pipe.nodes:
+            out.setdefault(node.name, stage)
+    return out
+
+
+class NodeTimingHooks:
+    """Wall and CPU seconds of every node (worker processes included once they are joined), logged as
+    each node ends, and per stage with the slowest nodes when the run ends: where a run's time went."""
+
+    STAGES = ("ingest", "experts", "task_vectors", "field_models", "personalization", "self_training", "reporting")
+
+    def __init__(self) -> None:
+        self._start: dict[str, tuple[float, float]] = {}
+        self.seconds: dict[str, tuple[float, float]] = {}  # node name -> (wall, CPU)
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._start.clear()
+        self.seconds.clear()
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        self._start[node.name] = (time.perf_counter(), time.process_time() + _children_cpu())
+
+    @hook_impl
+    def after_node_run(self, node) -> None:
+        wall0, cpu0 = self._start.pop(node.name, (None, None))
+        if wall0 is None:
+            return
+        wall, cpu = time.perf_counter() - wall0, time.process_time() + _children_cpu() - cpu0
+        self.seconds[node.name] = (wall, cpu)
+        if wall >= 1.0:
+            log.info("node %s took %.1f s (CPU %.1f s)", node.name, wall, cpu)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        if not self.seconds:
+            return
+        from kedro.framework.project import pipelines
+
+        stage = stage_of_nodes({s: pipelines[s] for s in self.STAGES if s in pipelines})
+        for line in timing_summary(self.seconds, stage):
+            log.info(line)
+
+
+def timing_summary(seconds: dict[str, tuple[float, float]], stage: dict[str, str], slowest: int = 8) -> list[str]:
+    """Log lines: wall / CPU seconds per stage (in run order), then the slowest nodes."""
+    per: dict[str, list[float]] = {}
+    for name, (wall, cpu) in seconds.items():
+        acc = per.setdefault(stage.get(name, "other"), [0.0, 0.0])
+        acc[0] += wall
+        acc[1] += cpu
+    total = sum(w for w, _ in seconds.values())
+    lines = [f"run time by stage (wall / CPU seconds; {total:.0f} s in all):"]
+    lines += [f"  {s:<16} {w:7.1f} / {c:7.1f}" for s, (w, c) in per.items()]
+    lines.append("slowest nodes:")
+    top = sorted(seconds.items(), key=lambda kv: -kv[1][0])[:slowest]
+    lines += [f"  {n:<40} {w:7.1f} / {c:7.1f}" for n, (w, c) in top]
+    return lines

@@ -1,9 +1,9 @@
 """Kedro settings for Aestimo (importing ``aestimo`` has already put the hub offline and
 telemetry off)."""
 
-from aestimo.hooks import ParameterValidationHooks
+from aestimo.hooks import NodeTimingHooks, ParameterValidationHooks
 
-HOOKS = (ParameterValidationHooks(),)
+HOOKS = (ParameterValidationHooks(), NodeTimingHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

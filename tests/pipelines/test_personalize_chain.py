@@ -17,7 +17,7 @@ from aestimo.models.theta0 import normalisation
 from aestimo.personalization import Context, Query, Support
 from aestimo.personalization.keys import split_person_key, state_key
 from aestimo.personalization.instant import Instant, InstantOptions
-from aestimo.personalization.pool import Job, prepare, run_job, run_jobs
+from aestimo.personalization.pool import Job, prepare, run_job, run_jobs, worker_pool
 from aestimo.personalization.task_vectors import LambdaOptions, TaskVectors
 from tests.kedro_project import ROOT, catalog, inside, new_project, run
 
@@ -65,6 +65,7 @@ def test_chain_writes_every_stage(project):
     assert bundle["best_expert_on_support/k10/r0/expert"].item() in range(6)
     timings = catalog.load("personalization_timings")
     assert timings.filter(pl.col("method") == "instant")["prepare_seconds"].sum() > 0  # the shared feature pass is counted
+    assert (timings["score_seconds"] >= 0).all() and timings.filter(pl.col("method") == "instant")["score_seconds"].sum() > 0
     for png in ("summary.png", "gains.png", "cost.png"):
         assert (data / "08_reporting" / "personalization" / png).exists()
 
@@ -231,6 +232,18 @@ def test_worker_processes_give_the_in_process_numbers(project):
     for a, b in zip(here, pooled):
         assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
     assert not torch.equal(here[0].state["lambda"], here[2].state["lambda"])  # the jobs differ, so equality above means something
+    # one pool for the features and the runs, as the nodes open it: spawned once, the same numbers
+    shared = _context(catalog)
+    shared.workers = 2
+    with worker_pool(shared) as pool:
+        prepare(shared, fast)  # the features, in the pool's workers; the runs read them there
+        executor = pool.executor()
+        processes = set(executor._processes)
+        once = run_jobs(shared, jobs, workers=2) + run_jobs(shared, fast, workers=2)
+        assert pool.executor() is executor and set(executor._processes) == processes
+    assert shared.pool is None
+    for a, b in zip(here, once):
+        assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
 
 
 def _experiment(name: str):

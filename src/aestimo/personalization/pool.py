@@ -10,7 +10,9 @@ process with two intra-op threads, with λ bit-identical to the one-thread run.
 
 Workers are spawned (never forked: the OpenMP runtime PyTorch ships is not
 fork-safe once used) and build their own :class:`Context` from θ0 and τ,
-which travel once, packed into one shared-memory tensor per dtype. Every
+which travel once, packed into one shared-memory tensor per dtype. A node
+opens one pool (:func:`worker_pool`) for all it shares out: a spawn costs
+each worker seconds of imports and context. Every
 worker runs with one intra-op thread, so a run's numbers do not depend on how
 many workers there are or which one picked it up.
 """
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,13 +53,15 @@ class Result:
     state: State
     scores: np.ndarray  # of the job's query images, on the template scale
     seconds: float  # time spent fitting
+    score_seconds: float = 0.0  # time spent scoring the query
 
 
 def run_job(ctx: Context, job: Job) -> Result:
     t0 = time.perf_counter()
     state = job.method.fit(job.support, ctx)
-    seconds = time.perf_counter() - t0
-    return Result(state, job.method.predict(state, job.query, ctx), seconds)
+    t1 = time.perf_counter()
+    scores = job.method.predict(state, job.query, ctx)
+    return Result(state, scores, t1 - t0, time.perf_counter() - t1)
 
 
 def pack(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[tuple[str, str, tuple[int, ...], int]]]:
@@ -80,13 +85,15 @@ def unpack(flat: dict[str, torch.Tensor], specs) -> dict[str, torch.Tensor]:
 
 
 _CTX: Context | None = None
+_BARRIER = None  # the pool's barrier: a broadcast reaches every worker once
 
 
-def _init_worker(theta_flat, theta_specs, theta_meta, tau_flat, tau_specs, tau_meta, images, experts, features, shared,
-                 artifacts, profiles) -> None:
-    global _CTX
+def _init_worker(barrier, theta_flat, theta_specs, theta_meta, tau_flat, tau_specs, tau_meta, images, experts, features,
+                 shared, artifacts, profiles) -> None:
+    global _CTX, _BARRIER
     torch.set_num_threads(1)
     threadpool_limits(1)
+    _BARRIER = barrier
     theta0 = TensorBundle(unpack(theta_flat, theta_specs), theta_meta)
     tau = TensorBundle(unpack(tau_flat, tau_specs), tau_meta)
     _CTX = Context(images, theta0, tau, experts, features, shared, artifacts=artifacts, profiles=profiles)
@@ -96,7 +103,7 @@ def _init_args(ctx: Context) -> tuple:
     theta_flat, theta_specs = pack(ctx.theta0.tensors)
     tau_flat, tau_specs = pack(ctx.task_vectors.tensors)
     return (theta_flat, theta_specs, ctx.theta0.meta, tau_flat, tau_specs, ctx.task_vectors.meta, ctx.images, ctx.experts,
-            ctx.features, ctx.shared, ctx.artifacts, ctx.profiles)
+            ctx.features, dict(ctx.shared), ctx.artifacts, ctx.profiles)
 
 
 def _call(fn, arg):
@@ -104,17 +111,93 @@ def _call(fn, arg):
     return fn(_CTX, arg)
 
 
+#: how long a broadcast waits for every worker to take its part before it gives up (a worker died)
+BROADCAST_TIMEOUT_S = 600.0
+
+
+def _receive(items: dict[str, Any]) -> None:
+    """One worker's part of a broadcast: take the items into its context, then wait until every
+    worker has taken its own part (so that no worker takes two)."""
+    assert _CTX is not None and _BARRIER is not None
+    _CTX.shared.update(items)
+    _BARRIER.wait(BROADCAST_TIMEOUT_S)
+
+
+class WorkerPool:
+    """Spawned one-thread workers that hold the context, for everything a node shares out.
+
+    Spawning costs each worker seconds (importing torch and the models, receiving θ0, τ and
+    the images), so a node opens one pool (:func:`worker_pool`) for instant's feature pass
+    and for the jobs after it. What ``Method.prepare`` puts in ``ctx.shared`` meanwhile
+    reaches every worker before their next work (:meth:`executor`).
+    """
+
+    def __init__(self, ctx: Context, workers: int):
+        self.ctx, self.workers = ctx, workers
+        self._executor: ProcessPoolExecutor | None = None  # spawned on first use
+        self._sent: dict[str, int] = {}
+        self._pending: list = []
+
+    def _broadcast(self, items: dict[str, Any]) -> list:
+        assert self._executor is not None
+        return [self._executor.submit(_receive, items) for _ in range(self.workers)]
+
+    def _spawn(self) -> ProcessPoolExecutor:
+        spawn = tmp.get_context("spawn")
+        self._executor = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=spawn, initializer=_init_worker,
+            initargs=(spawn.Barrier(self.workers), *_init_args(self.ctx)),
+        )
+        self._sent = {k: id(v) for k, v in self.ctx.shared.items()}
+        # one part per worker, submitted while none is idle: every worker is spawned now
+        self._pending = self._broadcast({})
+        return self._executor
+
+    def executor(self) -> ProcessPoolExecutor:
+        """The pool (spawned on first use), with what ``ctx.shared`` holds now on its way to every
+        worker: tasks leave the queue in order, so work submitted from here on finds it there."""
+        executor = self._executor or self._spawn()
+        for f in [f for f in self._pending if f.done()]:
+            f.result()  # a worker that could not take its part stops the run here
+            self._pending.remove(f)
+        new = {k: v for k, v in self.ctx.shared.items() if self._sent.get(k) != id(v)}
+        if new:
+            self._pending += self._broadcast(new)
+            self._sent.update({k: id(v) for k, v in new.items()})
+        return executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+
+
+@contextmanager
+def worker_pool(ctx: Context, workers: int | None = None):
+    """``ctx.pool`` for the duration: the work this context shares out meanwhile
+    (:func:`map_in_workers`, :func:`run_jobs`) goes to one pool of ``workers`` (default
+    ``ctx.workers``) processes, spawned when first needed. Nothing is spawned for one worker,
+    or when a pool is open already."""
+    n = ctx.workers if workers is None else workers
+    if n <= 1 or ctx.pool is not None:
+        yield ctx.pool
+        return
+    ctx.pool = WorkerPool(ctx, n)
+    try:
+        yield ctx.pool
+    finally:
+        pool, ctx.pool = ctx.pool, None
+        pool.close()
+
+
 def map_in_workers(ctx: Context, fn, args: Sequence, workers: int) -> list:
     """``[fn(ctx, a) for a in args]``, shared out over spawned one-thread workers (here when
     ``workers <= 1``); ``fn`` must be a module-level function. Two one-thread processes do
-    per-image backward passes about twice as fast as one process with two threads."""
+    per-image backward passes about twice as fast as one process with two threads. Runs in
+    ``ctx.pool`` when one is open."""
     if workers <= 1 or len(args) <= 1:
         return [fn(ctx, a) for a in args]
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(args)), mp_context=tmp.get_context("spawn"), initializer=_init_worker,
-        initargs=_init_args(ctx),
-    ) as pool:
-        return list(pool.map(_call, [fn] * len(args), args))
+    with worker_pool(ctx, min(workers, len(args))) as pool:
+        return list(pool.executor().map(_call, [fn] * len(args), args))
 
 
 def _work(i: int, job: Job) -> tuple[int, Result]:
@@ -168,18 +251,16 @@ def run_jobs(ctx: Context, jobs: Sequence[Job], workers: int = 1, desc: str = "p
     if workers <= 1 or len(heavy) <= 1:
         return [run_job(ctx, j) for j in tqdm(jobs, desc=desc, leave=False)]
     out: list[Result | None] = [None] * len(jobs)
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(heavy)), mp_context=tmp.get_context("spawn"), initializer=_init_worker,
-        initargs=_init_args(ctx),
-    ) as pool:
-        futures = [pool.submit(_work, i, jobs[i]) for i in heavy]
+    with worker_pool(ctx, min(workers, len(heavy))) as pool:
+        executor = pool.executor()
+        futures = [executor.submit(_work, i, jobs[i]) for i in heavy]
         light = set(range(len(jobs))) - set(heavy)
         with one_thread():  # beside busy workers, a second thread would only wait for a core
             for i in tqdm(sorted(light), desc=f"{desc} (light methods, here)", leave=False):
                 out[i] = run_job(ctx, jobs[i])
         for f in tqdm(as_completed(futures), total=len(futures), desc=desc, leave=False):
             i, res = f.result()
-            out[i] = Result(_own(res.state), np.array(res.scores), res.seconds)
+            out[i] = Result(_own(res.state), np.array(res.scores), res.seconds, res.score_seconds)
     return out  # type: ignore[return-value]
 
 
@@ -195,5 +276,7 @@ def run_batched(ctx: Context, jobs: Sequence[Job]) -> list[Result]:
         states = method.fit_many([jobs[i].support for i in idx], ctx)
         per_run = (time.perf_counter() - t0) / len(idx)
         for i, state in zip(idx, states):
-            results[i] = Result(state, method.predict(state, jobs[i].query, ctx), per_run)
+            t1 = time.perf_counter()
+            scores = method.predict(state, jobs[i].query, ctx)
+            results[i] = Result(state, scores, per_run, time.perf_counter() - t1)
     return results  # type: ignore[return-value]

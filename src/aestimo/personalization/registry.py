@@ -86,6 +86,8 @@ class Context:
     artifacts: dict[str, TensorBundle] = field(default_factory=dict)
     #: what people told about themselves (Big-Five, experience), by (source, rater_id); empty where unknown
     profiles: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: the worker processes open for this context (aestimo.personalization.pool.worker_pool), if any
+    pool: Any = field(default=None, repr=False, compare=False)
 
     @cached_property
     def merged(self) -> MergedScorer:

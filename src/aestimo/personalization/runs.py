@@ -271,7 +271,8 @@ def collect(
 ) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame]:
     """Per-run metrics (SROCC / PLCC on the query), each person's fitted states (one bundle per
     person, with ``meta``), and the time spent per method × source × k: fitting, plus the method's
-    shared preparation (``prepared``, seconds per method) shared out over its runs."""
+    shared preparation (``prepared``, seconds per method) shared out over its runs; and, apart, scoring
+    the query images (``score_seconds``: what the protocol's evaluation costs, not the method)."""
     y_of = {(r.support.source, r.support.rater_id, r.support.k, r.support.repeat): (r.y_query, r.query.ratings) for r in runs}
     rows, states, seconds = [], {}, {}
     for job, res in zip(jobs, results):
@@ -281,19 +282,20 @@ def collect(
         person = states.setdefault(person_key(s.source, s.rater_id), {})
         for tensor, value in res.state.items():
             person[state_key(job.name, s.k, s.repeat, tensor)] = value
-        seconds.setdefault((job.name, s.source, s.k), []).append(res.seconds)
+        seconds.setdefault((job.name, s.source, s.k), []).append((res.seconds, res.score_seconds))
     prepared = prepared or {}
     runs_of = {m: sum(len(v) for (name, _, _), v in seconds.items() if name == m) for m in prepared}
     timings = pl.DataFrame(
         [
             {
-                "method": m, "source": src, "k": k, "runs": len(v), "seconds": float(sum(v)),
+                "method": m, "source": src, "k": k, "runs": len(v), "seconds": float(sum(f for f, _ in v)),
                 "prepare_seconds": prepared.get(m, 0.0) * len(v) / runs_of[m] if m in prepared else 0.0,
+                "score_seconds": float(sum(q for _, q in v)),
             }
             for (m, src, k), v in seconds.items()
         ],
         schema={"method": pl.String, "source": pl.String, "k": pl.Int64, "runs": pl.Int64, "seconds": pl.Float64,
-                "prepare_seconds": pl.Float64},
+                "prepare_seconds": pl.Float64, "score_seconds": pl.Float64},
     ).with_columns(((pl.col("seconds") + pl.col("prepare_seconds")) / pl.col("runs")).alias("seconds_per_run"))
     bundles = {}
     for key, tensors in states.items():

@@ -26,7 +26,7 @@ from aestimo.personalization.field_data import profiles_by_person  # noqa: E402
 from aestimo.personalization.instant import export_features  # noqa: E402
 from aestimo.personalization import Context, runs, selection  # noqa: E402
 from aestimo.personalization.registry import method_class  # noqa: E402
-from aestimo.personalization.pool import prepare, run_batched, run_jobs  # noqa: E402
+from aestimo.personalization.pool import prepare, run_batched, run_jobs, worker_pool  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +84,14 @@ def choose_settings(
     data = runs.run_data(val_plan, splits, ratings, expert_predictions, image_cache.meta["image_ids"])
     configured = p.configured_methods(ctx.experts)
     tables = []
-    for name, grid in sel.grids.items():
-        cls = method_class(name)
-        entry = next((m for m in configured if isinstance(m.method, cls)), None)
-        base = entry.method.options if entry is not None else cls.Options()
-        for option, values in grid.items():
-            _, t = selection.choose(values, lambda v: cls(base.model_copy(update={option: v})), data, ctx)
-            tables.append(t.with_columns(pl.lit(name).alias("method"), pl.lit(option).alias("option")))
+    with worker_pool(ctx):  # one spawn of the workers for every grid
+        for name, grid in sel.grids.items():
+            cls = method_class(name)
+            entry = next((m for m in configured if isinstance(m.method, cls)), None)
+            base = entry.method.options if entry is not None else cls.Options()
+            for option, values in grid.items():
+                _, t = selection.choose(values, lambda v: cls(base.model_copy(update={option: v})), data, ctx)
+                tables.append(t.with_columns(pl.lit(name).alias("method"), pl.lit(option).alias("option")))
     return pl.concat(tables).select(list(selection.SELECTION_SCHEMA)) if tables else pl.DataFrame(schema=selection.SELECTION_SCHEMA)
 
 
@@ -124,8 +125,9 @@ def personalize_people(
     data = runs.run_data(plan, fewshot_splits, ratings, expert_predictions, image_cache.meta["image_ids"], world_utilities)
     jobs = runs.build_jobs(p.configured_methods(experts, selection.chosen_settings(chosen_settings)), data, set(ctx.profiles))
     log.info("personalizing: %d runs (%d methods) on %d worker(s)", len(jobs), len(p.methods), 1 if p.batched else p.workers)
-    prepared = prepare(ctx, jobs)
-    results = run_batched(ctx, jobs) if p.batched else run_jobs(ctx, jobs, workers=p.workers)
+    with worker_pool(ctx):  # one spawn of the workers for instant's features and the runs
+        prepared = prepare(ctx, jobs)
+        results = run_batched(ctx, jobs) if p.batched else run_jobs(ctx, jobs, workers=p.workers)
     meta = {"sources": task_vectors.meta["sources"], "names": task_vectors.meta["names"], "deploy_method": p.deploy_method}
     states, metrics_table, timings = runs.collect(jobs, results, data, meta, prepared)
     timings = timings.with_columns(pl.lit(1 if p.batched else p.workers).alias("workers"))

@@ -27,7 +27,7 @@ from aestimo.models.inference import predict  # noqa: E402
 from aestimo.models.scorer import template_tensor  # noqa: E402
 from aestimo.models.theta0 import load_scorer, normalisation  # noqa: E402
 from aestimo.personalization import runs, selection  # noqa: E402
-from aestimo.personalization.pool import prepare, run_jobs  # noqa: E402
+from aestimo.personalization.pool import prepare, run_jobs, worker_pool  # noqa: E402
 from aestimo.personalization.instant import import_features  # noqa: E402
 from aestimo.personalization.runs import ConfiguredMethod, Sample  # noqa: E402
 from aestimo.personalization.self_training import SelfTraining, SelfTrainingOptions  # noqa: E402
@@ -283,8 +283,9 @@ def self_train_people(
     for name, methods in planned.items():
         jobs = runs.build_jobs(methods, data)
         log.info("self-training people: %d runs on the %s task vectors", len(jobs), name)
-        prepared = prepare(ctxs[name], jobs)
-        results = run_jobs(ctxs[name], jobs, workers=pp.workers, desc=f"self-training people ({name})")
+        with worker_pool(ctxs[name]):  # one spawn of the workers for the album's features and the runs
+            prepared = prepare(ctxs[name], jobs)
+            results = run_jobs(ctxs[name], jobs, workers=pp.workers, desc=f"self-training people ({name})")
         meta = {"sources": sets[name].meta["sources"], "names": sets[name].meta["names"], "task_vectors": name}
         st, table, tm = runs.collect(jobs, results, data, meta, prepared)
         for key, bundle in st.items():  # one file per person, whichever set their runs used
