@@ -125,5 +125,5 @@ def timing_summary(seconds: dict[str, tuple[float, float]], stage: dict[str, str
     lines += [f"  {s:<16} {w:7.1f} / {c:7.1f}" for s, (w, c) in per.items()]
     lines.append("slowest nodes:")
     top = sorted(seconds.items(), key=lambda kv: -kv[1][0])[:slowest]
-    lines += [f"  {n:<40} {w:7.1f} / {c:7.1f}" for n, (w, c) in top]
+    lines += [f"  {n}: {w:.1f} / {c:.1f}" for n, (w, c) in top]  # unpadded: a log line of its own, unwrapped
     return lines

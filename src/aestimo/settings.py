@@ -1,7 +1,13 @@
 """Kedro settings for Aestimo (importing ``aestimo`` has already put the hub offline and
 telemetry off)."""
 
+import warnings
+
 from aestimo.hooks import NodeTimingHooks, ParameterValidationHooks
+
+# Kedro's config loader calls an OmegaConf function that OmegaConf has deprecated: a warning at every
+# start that nobody running this project can act on
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
 HOOKS = (ParameterValidationHooks(), NodeTimingHooks())
 

@@ -51,7 +51,7 @@ def source_splits(
         dist = dist_matrix(t["dist"])
         out[split] = SplitData(
             torch.as_tensor(t["row"].to_numpy().copy(), dtype=torch.long),
-            Labels(torch.as_tensor(t["mean_template"].to_numpy(), dtype=torch.float32), torch.as_tensor(dist, dtype=torch.float32)),
+            Labels(torch.from_numpy(t["mean_template"].to_numpy().astype(np.float32)), torch.as_tensor(dist, dtype=torch.float32)),
         )
     if len(out["train"].rows) == 0 or len(out["val"].rows) == 0:
         raise ValueError(
