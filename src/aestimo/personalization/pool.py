@@ -20,6 +20,7 @@ many workers there are or which one picked it up.
 from __future__ import annotations
 
 import math
+import pickle
 from collections import Counter
 import time
 from collections.abc import Sequence
@@ -200,14 +201,17 @@ def map_in_workers(ctx: Context, fn, args: Sequence, workers: int) -> list:
         return list(pool.executor().map(_call, [fn] * len(args), args))
 
 
-def _work(i: int, job: Job) -> tuple[int, Result]:
+def _pack(obj) -> bytes:
+    """A job or a result as a plain pickle, its small tensors inline. Through the pool's queues torch
+    would move each tensor to shared memory and hand its file descriptor over a socket with a
+    handshake: more work than copying a few kilobytes (the big shared data, θ0, τ, the images, the
+    features, travel once by shared memory instead). Only this module's own processes unpickle it."""
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _work(i: int, job: bytes) -> tuple[int, bytes]:
     assert _CTX is not None
-    return i, run_job(_CTX, job)
-
-
-def _own(state: State) -> State:
-    # own copies: received tensors live in shared memory that the worker may release
-    return {k: v.clone() for k, v in state.items()}
+    return i, _pack(run_job(_CTX, pickle.loads(job)))
 
 
 def prepare(ctx: Context, jobs: Sequence[Job]) -> dict[str, float]:
@@ -253,14 +257,14 @@ def run_jobs(ctx: Context, jobs: Sequence[Job], workers: int = 1, desc: str = "p
     out: list[Result | None] = [None] * len(jobs)
     with worker_pool(ctx, min(workers, len(heavy))) as pool:
         executor = pool.executor()
-        futures = [executor.submit(_work, i, jobs[i]) for i in heavy]
+        futures = [executor.submit(_work, i, _pack(jobs[i])) for i in heavy]
         light = set(range(len(jobs))) - set(heavy)
         with one_thread():  # beside busy workers, a second thread would only wait for a core
             for i in tqdm(sorted(light), desc=f"{desc} (light methods, here)", leave=False):
                 out[i] = run_job(ctx, jobs[i])
         for f in tqdm(as_completed(futures), total=len(futures), desc=desc, leave=False):
             i, res = f.result()
-            out[i] = Result(_own(res.state), np.array(res.scores), res.seconds, res.score_seconds)
+            out[i] = pickle.loads(res)
     return out  # type: ignore[return-value]
 
 
