@@ -40,6 +40,7 @@ from aestimo.options import Options
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
 from aestimo.personalization.task_vectors import person_loss
 from aestimo.training.schedule import cosine_lr
+from aestimo.training.optim import adamw
 
 SHARED_KEY = "finetune/zero_shot_features"  # the zero-shot backbone features of cached images, in ctx.shared
 
@@ -99,7 +100,7 @@ def _optimise(params: dict[str, torch.Tensor], loss_of, steps: int, lr: float, w
     train = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
     if steps == 0:
         return {k: v.detach() for k, v in train.items()}
-    opt = torch.optim.AdamW(list(train.values()), lr=lr, weight_decay=weight_decay)
+    opt = adamw(list(train.values()), lr=lr, weight_decay=weight_decay)
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, steps, lr, lr / 10)

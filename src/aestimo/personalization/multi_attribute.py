@@ -63,6 +63,7 @@ from aestimo.personalization.linear_probe import DEFAULT_ALPHAS, ridge_loo
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
 from aestimo.training.losses import expert_loss_terms, nearest_bin
 from aestimo.training.schedule import cosine_lr
+from aestimo.training.optim import adamw
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +324,7 @@ def train_multi_attribute(data: FieldData, options: MultiAttributeTrainOptions) 
     heads = AttributeHeads(features.shape[1], spec.attributes, options.hidden, options.dropout, options.adapter_reduction, seed=seed)
     priors = class_priors(train.targets)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(heads.parameters(), lr=options.lr[0], weight_decay=options.weight_decay)
+    opt = adamw(heads.parameters(), lr=options.lr[0], weight_decay=options.weight_decay)
     has_val = len(val.rows) > 0
     best = _mean_srocc(heads, features, val) if has_val else float("nan")
     best_step, history = 0, [{"step": 0, "val_srocc": best}]

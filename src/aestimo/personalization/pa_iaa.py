@@ -68,6 +68,7 @@ from aestimo.personalization.field_data import TRAITS, FieldData
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
 from aestimo.training.losses import emd_per_sample
 from aestimo.training.schedule import cosine_lr
+from aestimo.training.optim import adamw
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +282,7 @@ def train_pa_iaa(data: FieldData, options: PaIaaTrainOptions) -> TensorBundle:
     start_at_means(heads, train)
     val_set = val if len(val.rows) > 0 else train  # no val split: select on the training loss
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(heads.parameters(), lr=options.lr, weight_decay=options.weight_decay, foreach=True)
+    opt = adamw(heads.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     first = _evaluate(heads, features, val_set, options.gamma)
     # the heads share no parameter (the backbone is frozen): each keeps its own best step
     best = {"aesthetic": (first[1], 0, _head_state(heads, "aesthetic")), "traits": (first[2], 0, _head_state(heads, "traits"))}

@@ -67,6 +67,7 @@ from aestimo.options import Options
 from aestimo.personalization.field_data import FieldData
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
 from aestimo.training.losses import bradley_terry_loss
+from aestimo.training.optim import adamw
 
 __all__ = [
     "ARTIFACT",
@@ -381,7 +382,7 @@ def train_prompt_model(data: FieldData, options: PromptTrainOptions) -> TensorBu
         model = PromptFusion(x_tr.shape[1], TEXT_DIM, o.width, o.heads, o.ffn_mult, o.hidden, o.dropout, o.head,
                              template, center=float(y_tr.mean()) if o.head == "scalar" else 0.0,
                              image_dropout=o.image_dropout)
-        opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        opt = adamw(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         best, best_state, best_epoch = float("inf"), None, -1
         for epoch in range(o.epochs):
             model.train()
@@ -505,7 +506,7 @@ class AesMambaP(Method):
         train = [p for n, p in head.named_parameters() if o.fine_tune_layers == "head" or n.startswith("fc2.")]
         for p in train:
             p.requires_grad_(True)
-        opt = torch.optim.AdamW(train, lr=o.fine_tune_lr, weight_decay=0.0)
+        opt = adamw(train, lr=o.fine_tune_lr)
         gen = torch.Generator().manual_seed(int(support.seed))
         p_drop = float(head.drop.p)
         y = support.y.float()

@@ -30,6 +30,7 @@ from aestimo.training.long_tail import LongTailOptions, flsa_loss, tail_mixup
 from aestimo.training.losses import expert_loss, nearest_bin
 from aestimo.training.pseudo_labels import PseudoLabels
 from aestimo.training.schedule import cosine_lr
+from aestimo.training.optim import adamw
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def _fit(
     checkpoint holds its result, which a rerun returns without training.
     """
     fingerprint = json.dumps([repr(cfg), seed, n_train, desc, digest(model.state_dict()), inputs])
-    optimizer = torch.optim.AdamW(param_groups, lr=param_groups[0]["lr"], weight_decay=cfg.weight_decay)
+    optimizer = adamw(param_groups, lr=param_groups[0]["lr"], weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     start, history, best_val, bad = 0, [], float("inf"), 0
