@@ -1,4 +1,5 @@
-"""The optimizer every training loop here uses.
+"""The optimizer of every loop that trains a model's weights (experts, heads, fine-tuning, the
+field's models). λ learning steps one small tensor and keeps PyTorch's default AdamW.
 
 AdamW with ``foreach=True``: on CPU PyTorch otherwise updates one tensor at a
 time. The multi-tensor path gives the same numbers, bit for bit (tested), and
