@@ -4,8 +4,8 @@ Every personalization run that keeps λ (instant, λ0 alone, the hybrid, exact)
 scores its query images with the merged model at that λ, and in the default
 run that is most of the personalize stage. ``MergedScorer`` folds each merge's
 batch norms into its convolutions and replaces timm's per-call "same" padding
-by a fixed one (``aestimo.models.folding``), and scores in batches of 32
-images per thread. This script times ``MergedScorer.probs`` at random λ on
+by a fixed one (``aestimo.models.folding``), and scores in batches of at most
+``SCORE_BATCH`` images per thread. This script times ``MergedScorer.probs`` at random λ on
 ``--n`` random images both ways, each in its own best batch size and in the
 other's, and prints the per-image times, the ratio, and the largest
 difference in the bin probabilities.
@@ -30,6 +30,7 @@ from _common import add_threads_arg, fmt_s, header, lite0_with_fake_experts
 
 from aestimo.bundle import TensorBundle  # noqa: F401  (the task vectors' container)
 from aestimo.data.images import to_float
+from aestimo.models.inference import SCORE_BATCH
 from aestimo.models.merged import MergedScorer
 
 
@@ -62,14 +63,15 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         return statistics.median(times) / args.n
 
-    rows = {("plain", 128): per_image(plain, 128), ("plain", 32): per_image(plain, 32),
-            ("folded", 128): per_image(folded, 128), ("folded", 32): per_image(folded, 32)}
+    b = SCORE_BATCH
+    rows = {("plain", 128): per_image(plain, 128), ("plain", b): per_image(plain, b),
+            ("folded", 128): per_image(folded, 128), ("folded", b): per_image(folded, b)}
     for (kind, batch), t in rows.items():
         print(f"   {kind:6s} batch {batch:3d}: {fmt_s(t)} per image")
     diff = max(float((plain.probs(x, lam) - folded.probs(x, lam)).abs().max()) for lam in lams[:2])
-    before, after = rows[("plain", 128)], rows[("folded", 32)]
-    print(f"   folded in batches of 32 vs the previous default (plain, batches of 128): {before / after:.2f}x faster")
-    print(f"   folding alone (both in batches of 32): {rows[('plain', 32)] / after:.2f}x; "
+    before, after = rows[("plain", 128)], rows[("folded", b)]
+    print(f"   folded in batches of {b} vs the previous default (plain, batches of 128): {before / after:.2f}x faster")
+    print(f"   folding alone (both in batches of {b}): {rows[('plain', b)] / after:.2f}x; "
           f"max |Δ bin probability| {diff:.2e}")
 
 

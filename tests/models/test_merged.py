@@ -5,6 +5,7 @@ import torch
 
 from aestimo.models.scorer import build_scorer
 from aestimo.bundle import TensorBundle
+from aestimo.models.inference import batch_slices
 from aestimo.models.merged import MergedScorer, build_task_vectors, layer_agnostic, merge_state
 
 
@@ -104,3 +105,25 @@ def test_changed_batchnorm_statistics_are_refused(world):
     bad[key] += 1.0
     with pytest.raises(ValueError, match="batch-norm statistics"):
         build_task_vectors(scorer, theta0, {"a": bad})
+
+
+@pytest.mark.parametrize("n,batch", [(0, 48), (1, 48), (48, 48), (49, 48), (97, 48), (161, 48), (10, 3)])
+def test_batch_slices_cover_every_row_once_in_equal_batches(n, batch):
+    parts = batch_slices(n, batch)
+    rows = [i for part in parts for i in range(n)[part]]
+    assert rows == list(range(n))
+    sizes = [part.stop - part.start for part in parts]
+    assert len(parts) == -(-n // batch)
+    assert all(size <= batch for size in sizes)
+    assert not sizes or max(sizes) - min(sizes) <= 1
+
+
+def test_probs_in_batches_equal_one_pass(world):
+    _, theta0, _, tv, x = world
+    merged = MergedScorer(build_scorer("tf_efficientnet_lite0", None, 0, allow_random=True), theta0, tv, fold=False)
+    lam = torch.rand(merged.shape, generator=torch.Generator().manual_seed(4))
+    xs = torch.cat([x, x.flip(0), x[:3]])
+    with torch.no_grad():
+        want = merged(xs, lam)
+    torch.testing.assert_close(merged.probs(xs, lam, batch=4), want, rtol=1e-5, atol=1e-6)
+    assert merged.probs(xs[:0], lam).shape == (0, 10)

@@ -20,7 +20,7 @@ from torch.func import functional_call, vmap
 
 from aestimo.bundle import TensorBundle
 from aestimo.models.folding import BatchNormFolding
-from aestimo.models.inference import SCORE_BATCH
+from aestimo.models.inference import SCORE_BATCH, batch_slices
 from aestimo.models.theta0 import load_scorer
 
 
@@ -146,11 +146,12 @@ class MergedScorer:
 
     @torch.inference_mode()
     def probs(self, x: torch.Tensor, lam: torch.Tensor, batch: int = SCORE_BATCH) -> torch.Tensor:
-        """Bin probabilities ``(B, 10)`` of many images at one λ: merged (and folded) once, scored in batches."""
+        """Bin probabilities ``(B, 10)`` of many images at one λ: merged (and folded) once, scored in
+        batches of equal size (at most ``batch``)."""
         if not len(x):
             return torch.empty((0, 10))
         module, weights = self._weights(lam)
-        return torch.cat([functional_call(module, weights, (x[i : i + batch],)) for i in range(0, len(x), batch)])
+        return torch.cat([functional_call(module, weights, (x[part],)) for part in batch_slices(len(x), batch)])
 
     def batched(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Many people at once: ``x`` ``(P, B, C, H, W)``, ``lam`` ``(P, n, L)`` (``drop_mask`` ``(P, B, hidden)``) -> ``(P, B, 10)``."""

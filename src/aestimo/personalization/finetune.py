@@ -34,7 +34,8 @@ from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
-from aestimo.models.merged import SCORE_BATCH, MergedScorer
+from aestimo.models.inference import SCORE_BATCH, batch_slices
+from aestimo.models.merged import MergedScorer
 from aestimo.models.scorer import Scorer
 from aestimo.options import Options
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
@@ -91,7 +92,7 @@ def scores(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, 
 def batched_scores(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, template: torch.Tensor, batch: int = SCORE_BATCH) -> torch.Tensor:
     if not len(x):
         return torch.empty(0)
-    return torch.cat([scores(module, params, x[i : i + batch], template) for i in range(0, len(x), batch)])
+    return torch.cat([scores(module, params, x[part], template) for part in batch_slices(len(x), batch)])
 
 
 def _optimise(params: dict[str, torch.Tensor], loss_of, steps: int, lr: float, weight_decay: float) -> dict[str, torch.Tensor]:

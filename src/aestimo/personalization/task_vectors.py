@@ -31,7 +31,8 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from aestimo.evaluation import metrics
-from aestimo.models.merged import SCORE_BATCH, MergedScorer
+from aestimo.models.inference import SCORE_BATCH
+from aestimo.models.merged import MergedScorer
 from aestimo.options import Options
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
 from aestimo.training.losses import bradley_terry_loss
