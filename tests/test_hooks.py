@@ -62,6 +62,20 @@ def test_node_timing_hook_measures_wall_and_cpu_per_node():
     assert wall_i >= 0.2 and cpu_i < 0.1  # a waiting one does not
 
 
+def test_a_failed_node_reports_no_time():
+    from types import SimpleNamespace
+
+    from aestimo.hooks import NodeTimingHooks
+
+    hooks = NodeTimingHooks()
+    hooks.before_pipeline_run()
+    bad = SimpleNamespace(name="bad")
+    hooks.before_node_run(bad)
+    hooks.on_node_error(bad)
+    hooks.after_node_run(bad)  # not called by Kedro after an error; harmless if it were
+    assert "bad" not in hooks.seconds and not hooks._start
+
+
 def test_timing_summary_adds_up_per_stage_and_lists_the_slowest_first():
     from aestimo.hooks import timing_summary
 

@@ -103,6 +103,10 @@ class NodeTimingHooks:
             log.info("node %s took %.1f s (CPU %.1f s)", node.name, wall, cpu)
 
     @hook_impl
+    def on_node_error(self, node) -> None:
+        self._start.pop(node.name, None)  # a failed node has no time to report
+
+    @hook_impl
     def after_pipeline_run(self) -> None:
         if not self.seconds:
             return
