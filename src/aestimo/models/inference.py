@@ -18,7 +18,7 @@ from aestimo.models.scorer import Scorer
 #: batch of 32 keeps its activations in cache (on one thread about 2x faster per image than 128)
 THREAD_BATCH = 32
 #: the most images per batch on one thread (a worker scoring a person's query images): 48, in
-#: batches of equal size, is ~8 % faster per image than batches of 32 and a short last one
+#: batches of equal size, is ~7 % faster per image than batches of 32 and a short last one
 #: (bench/score_batch.py); larger batches fall out of cache again
 SCORE_BATCH = 48
 
