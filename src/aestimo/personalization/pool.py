@@ -57,12 +57,17 @@ class Result:
     score_seconds: float = 0.0  # time spent scoring the query
 
 
+def _scored(method: Method, state: State, query: Query, ctx: Context, fit_seconds: float) -> Result:
+    """The result of a fitted state: its scores of the query, and how long fitting and scoring took."""
+    t0 = time.perf_counter()
+    scores = method.predict(state, query, ctx)
+    return Result(state, scores, fit_seconds, time.perf_counter() - t0)
+
+
 def run_job(ctx: Context, job: Job) -> Result:
     t0 = time.perf_counter()
     state = job.method.fit(job.support, ctx)
-    t1 = time.perf_counter()
-    scores = job.method.predict(state, job.query, ctx)
-    return Result(state, scores, t1 - t0, time.perf_counter() - t1)
+    return _scored(job.method, state, job.query, ctx, time.perf_counter() - t0)
 
 
 def pack(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[tuple[str, str, tuple[int, ...], int]]]:
@@ -280,7 +285,5 @@ def run_batched(ctx: Context, jobs: Sequence[Job]) -> list[Result]:
         states = method.fit_many([jobs[i].support for i in idx], ctx)
         per_run = (time.perf_counter() - t0) / len(idx)
         for i, state in zip(idx, states):
-            t1 = time.perf_counter()
-            scores = method.predict(state, jobs[i].query, ctx)
-            results[i] = Result(state, scores, per_run, time.perf_counter() - t1)
+            results[i] = _scored(method, state, jobs[i].query, ctx, per_run)
     return results  # type: ignore[return-value]
