@@ -21,6 +21,7 @@ from torch.func import functional_call, vmap
 from aestimo.bundle import TensorBundle
 from aestimo.models.folding import BatchNormFolding
 from aestimo.models.inference import SCORE_BATCH, batch_slices
+from aestimo.models.staged import StagedScorer
 from aestimo.models.theta0 import load_scorer
 
 
@@ -110,6 +111,9 @@ class MergedScorer:
             p.requires_grad_(False)
         #: batch norms folded into the convolutions after each merge (None: run the module as it is)
         self.folding = BatchNormFolding.of(module, probe_shape) if fold else None
+        #: the module that scores many images at one λ in two batch sizes (None: batches of one size)
+        base = self.folding.module if self.folding is not None else self.module
+        self.staged = StagedScorer.of(base, probe_shape) if probe_shape is not None else None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -147,10 +151,13 @@ class MergedScorer:
     @torch.inference_mode()
     def probs(self, x: torch.Tensor, lam: torch.Tensor, batch: int = SCORE_BATCH) -> torch.Tensor:
         """Bin probabilities ``(B, 10)`` of many images at one λ: merged (and folded) once, scored in
-        batches of equal size (at most ``batch``)."""
+        batches of equal size (at most ``batch``; the low-resolution stages in larger ones, see
+        :mod:`aestimo.models.staged`)."""
         if not len(x):
             return torch.empty((0, 10))
         module, weights = self._weights(lam)
+        if self.staged is not None:
+            return functional_call(self.staged, weights, (x,), {"front_batch": batch})
         return torch.cat([functional_call(module, weights, (x[part],)) for part in batch_slices(len(x), batch)])
 
     def batched(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
