@@ -87,3 +87,26 @@ def test_timing_summary_adds_up_per_stage_and_lists_the_slowest_first():
     assert stages["personalization"][1:] == ["5.0", "/", "1.0"]
     assert stages["other"][1:] == ["1.0", "/", "1.0"]  # a node no stage holds
     assert lines[-2:] == ["  b: 30.0 / 31.0", "  a: 10.0 / 19.0"]
+
+
+def test_children_cpu_counts_a_running_child_and_then_the_same_child_reaped():
+    """A worker kept warm between nodes has not been reaped: its CPU counts while it runs, and
+    reaping it moves that CPU to RUSAGE_CHILDREN without counting it twice."""
+    import subprocess
+    import sys
+
+    from aestimo.hooks import _children_cpu, _live_children_cpu
+
+    before = _children_cpu()
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\nprint(flush=True)\nsys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        child.stdout.readline()  # it has burnt its CPU and now waits
+        running = _live_children_cpu()
+        assert running >= 0.4
+        during = _children_cpu()
+    finally:
+        child.communicate("")
+    after = _children_cpu()
+    assert during - before >= 0.4
+    assert abs(after - during) < 0.2  # the same seconds, now from the reaped child

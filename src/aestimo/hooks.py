@@ -8,6 +8,7 @@ names the setting to fix (no traceback): the hook raises :class:`InvalidSettings
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import time
 from pathlib import Path
@@ -58,10 +59,30 @@ class ParameterValidationHooks:
             raise InvalidSettings("error: invalid settings:\n  " + "\n  ".join(p.strip() for p in problems))
 
 
+def _live_children_cpu() -> float:
+    """CPU seconds so far of this process's children that have not been reaped (Linux's /proc; 0
+    elsewhere): the workers a warm pool keeps from node to node."""
+    pids: set[int] = set()
+    for listing in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids.update(int(p) for p in listing.read_text().split())
+        except OSError:
+            continue
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # reaped meanwhile: RUSAGE_CHILDREN holds it now
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def _children_cpu() -> float:
-    """CPU seconds of this process's finished children (the worker pools a node spawned and joined)."""
+    """CPU seconds of this process's children, finished (the pools a node joined) or still running
+    (a pool kept warm for the next node): the difference over a node is what its workers used."""
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime + r.ru_stime + _live_children_cpu()
 
 
 def stage_of_nodes(stages: dict[str, Pipeline]) -> dict[str, str]:
@@ -115,6 +136,29 @@ class NodeTimingHooks:
         stage = stage_of_nodes({s: pipelines[s] for s in self.STAGES if s in pipelines})
         for line in timing_summary(self.seconds, stage):
             log.info(line)
+
+
+class WorkerPoolHooks:
+    """One pool of personalization workers for a whole run: a node that opens a pool takes over the
+    previous node's workers instead of spawning its own (``aestimo.personalization.pool.keep_warm``)."""
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        from aestimo.personalization.pool import keep_warm
+
+        keep_warm(True)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        from aestimo.personalization.pool import keep_warm
+
+        keep_warm(False)
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        from aestimo.personalization.pool import keep_warm
+
+        keep_warm(False)
 
 
 def timing_summary(seconds: dict[str, tuple[float, float]], stage: dict[str, str], slowest: int = 8) -> list[str]:

@@ -3,13 +3,13 @@ telemetry off)."""
 
 import warnings
 
-from aestimo.hooks import NodeTimingHooks, ParameterValidationHooks
+from aestimo.hooks import NodeTimingHooks, ParameterValidationHooks, WorkerPoolHooks
 
 # Kedro's config loader calls an OmegaConf function that OmegaConf has deprecated: a warning at every
 # start that nobody running this project can act on
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
-HOOKS = (ParameterValidationHooks(), NodeTimingHooks())
+HOOKS = (ParameterValidationHooks(), NodeTimingHooks(), WorkerPoolHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -246,6 +246,50 @@ def test_worker_processes_give_the_in_process_numbers(project):
         assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
 
 
+def test_a_warm_pool_serves_the_next_block_with_its_own_context(project):
+    """Kept warm (as a Kedro run keeps it), the workers of one block serve the next block: the same
+    processes, rebound to the new context (other task vectors give that context's numbers)."""
+    from aestimo.bundle import TensorBundle
+    from aestimo.personalization import pool as pool_module
+
+    _, catalog = project
+    first = _context(catalog)
+    tau = first.task_vectors
+    second = Context(first.images, first.theta0, TensorBundle({k: 0.5 * v for k, v in tau.tensors.items()}, tau.meta), first.experts)
+    rng = np.random.default_rng(1)
+    jobs = []
+    for j in range(3):
+        rows = torch.as_tensor(rng.choice(len(first.images.pixels), 14, replace=False))
+        y = torch.as_tensor(rng.uniform(1, 10, 10), dtype=torch.float32)
+        support = Support("ava", f"p{j}", 10, 0, j, rows[:10], y, rng.normal(size=(len(first.experts), 10)))
+        jobs.append(Job("tv", TaskVectors(LambdaOptions(steps=2, batch_size=8)), support, Query("ava", rows[10:], rng.normal(size=(len(first.experts), 4)))))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        want = [run_jobs(c, jobs, workers=1) for c in (first, second)]
+    finally:
+        torch.set_num_threads(threads)
+    pool_module.keep_warm(True)
+    try:
+        got, processes = [], []
+        for c in (first, second):
+            c.workers = 2
+            with worker_pool(c) as pool:
+                got.append(run_jobs(c, jobs, workers=2))
+                processes.append(dict(pool.executor()._processes))
+            assert c.pool is None
+        kept = pool_module._WARM
+        assert kept is not None and kept.ctx is second
+    finally:
+        pool_module.keep_warm(False)
+    assert set(processes[0]) == set(processes[1])  # no second spawn
+    assert pool_module._WARM is None and not any(p.is_alive() for p in processes[1].values())  # closed with the run
+    for w, g in zip(want, got):
+        for a, b in zip(w, g):
+            assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
+    assert not np.array_equal(want[0][0].scores, want[1][0].scores)  # the contexts differ, so the equality above means something
+
+
 def _experiment(name: str):
     """A script of experiments/ (not a package) loaded as a module."""
     import importlib.util
