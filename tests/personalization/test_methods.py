@@ -84,3 +84,24 @@ def test_a_new_method_is_one_class_and_its_state_lands_under_its_keys():
         assert bundle["offset/k2/r0/mean"].item() == pytest.approx(2.5)
     finally:
         REGISTRY.pop("test_constant_offset")
+
+
+def test_metric_rows_taken_as_results_come_in_equal_those_computed_at_the_end():
+    """run_jobs hands each result to ``on_result`` once; the metric rows filled that way are the rows
+    collect computes itself."""
+    from aestimo.personalization.pool import run_jobs
+    from aestimo.personalization.runs import MetricRows
+
+    ctx = FakeContext(["a", "b"])
+    rng = np.random.default_rng(0)
+    data = [RunData(_support(rng.uniform(1, 5, 6), rng.normal(size=(2, 6)), rater=f"R{i}"),
+                    Query("flickr_aes", torch.arange(8), rng.normal(size=(2, 8))), rng.uniform(1, 5, 8)) for i in range(3)]
+    jobs = build_jobs([ConfiguredMethod("best", BestExpertOnSupport()), ConfiguredMethod("ens", ZeroShotEnsemble())], data)
+    seen: list[int] = []
+    rows = MetricRows(jobs, data)
+    results = run_jobs(ctx, jobs, on_result=lambda i, res: (seen.append(i), rows(i, res)))
+    assert sorted(seen) == list(range(len(jobs)))
+    _, with_rows, _ = collect(jobs, results, data, {}, rows=rows)
+    _, plain, _ = collect(jobs, results, data, {})
+    assert with_rows.equals(plain) and with_rows.height == len(jobs)
+    assert with_rows["srocc"].n_unique() > 1  # the runs differ

@@ -29,7 +29,7 @@ import math
 import pickle
 from collections import Counter
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -316,21 +316,27 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
-def run_jobs(ctx: Context, jobs: Sequence[Job], workers: int = 1, desc: str = "personalize") -> list[Result]:
+def run_jobs(ctx: Context, jobs: Sequence[Job], workers: int = 1, desc: str = "personalize",
+             on_result: Callable[[int, Result], None] | None = None) -> list[Result]:
     """Run every job; results in the order of ``jobs``.
 
     ``workers <= 1`` runs them here, in order. Otherwise a pool of spawned
     one-thread workers shares out the jobs of heavy methods (``Method.heavy``:
     those that run the network), while the light ones (a few numbers per
     person) run here meanwhile: sending them to a worker would cost more than
-    running them. Call :func:`prepare` first.
+    running them. ``on_result(i, result)`` is called here as each job's result
+    is in (e.g. its metrics, while the workers still run). Call :func:`prepare` first.
     """
+    done = on_result or (lambda i, res: None)
     heavy = [i for i, j in enumerate(jobs) if j.method.heavy]
     per_name = Counter(jobs[i].name for i in heavy)
     heavy.sort(key=lambda i: per_name[jobs[i].name])  # methods run on a sample (the slow ones) first: no long tail
-    if workers <= 1 or len(heavy) <= 1:
-        return [run_job(ctx, j) for j in tqdm(jobs, desc=desc, leave=False)]
     out: list[Result | None] = [None] * len(jobs)
+    if workers <= 1 or len(heavy) <= 1:
+        for i, j in enumerate(tqdm(jobs, desc=desc, leave=False)):
+            out[i] = run_job(ctx, j)
+            done(i, out[i])
+        return out  # type: ignore[return-value]
     with worker_pool(ctx, min(workers, len(heavy))) as pool:
         executor = pool.executor()
         futures = [executor.submit(_work, i, _pack(jobs[i])) for i in heavy]
@@ -338,9 +344,11 @@ def run_jobs(ctx: Context, jobs: Sequence[Job], workers: int = 1, desc: str = "p
         with one_thread():  # beside busy workers, a second thread would only wait for a core
             for i in tqdm(sorted(light), desc=f"{desc} (light methods, here)", leave=False):
                 out[i] = run_job(ctx, jobs[i])
-        for f in tqdm(as_completed(futures), total=len(futures), desc=desc, leave=False):
-            i, res = f.result()
-            out[i] = pickle.loads(res)
+                done(i, out[i])
+            for f in tqdm(as_completed(futures), total=len(futures), desc=desc, leave=False):
+                i, res = f.result()
+                out[i] = pickle.loads(res)
+                done(i, out[i])
     return out  # type: ignore[return-value]
 
 

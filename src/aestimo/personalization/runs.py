@@ -266,19 +266,37 @@ def metric_row(source, rater, method, k, rep, y, pred, y_template=None) -> dict:
     return row
 
 
+class MetricRows:
+    """The metric rows of runs as their results come in (``run_jobs(on_result=...)``): computed by the
+    main process while the workers still run, instead of after them beside an idle core."""
+
+    def __init__(self, jobs: Sequence[Job], runs: Sequence[RunData]):
+        self.jobs = jobs
+        self.y_of = {(r.support.source, r.support.rater_id, r.support.k, r.support.repeat): (r.y_query, r.query.ratings) for r in runs}
+        self.rows: dict[int, dict] = {}
+
+    def __call__(self, i: int, res: Result) -> None:
+        job = self.jobs[i]
+        s = job.support
+        y, y_template = self.y_of[(s.source, s.rater_id, s.k, s.repeat)]
+        self.rows[i] = metric_row(s.source, s.rater_id, job.name, s.k, s.repeat, y, res.scores, y_template)
+
+
 def collect(
-    jobs: Sequence[Job], results: Sequence[Result], runs: Sequence[RunData], meta: dict, prepared: dict[str, float] | None = None
+    jobs: Sequence[Job], results: Sequence[Result], runs: Sequence[RunData], meta: dict, prepared: dict[str, float] | None = None,
+    rows: MetricRows | None = None,
 ) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame]:
     """Per-run metrics (SROCC / PLCC on the query), each person's fitted states (one bundle per
     person, with ``meta``), and the time spent per method × source × k: fitting, plus the method's
     shared preparation (``prepared``, seconds per method) shared out over its runs; and, apart, scoring
-    the query images (``score_seconds``: what the protocol's evaluation costs, not the method)."""
-    y_of = {(r.support.source, r.support.rater_id, r.support.k, r.support.repeat): (r.y_query, r.query.ratings) for r in runs}
-    rows, states, seconds = [], {}, {}
-    for job, res in zip(jobs, results):
+    the query images (``score_seconds``: what the protocol's evaluation costs, not the method).
+    ``rows``: the metric rows computed as the results came in (the others are computed here)."""
+    rows = rows if rows is not None else MetricRows(jobs, runs)
+    states, seconds = {}, {}
+    for i, (job, res) in enumerate(zip(jobs, results)):
         s = job.support
-        y, y_template = y_of[(s.source, s.rater_id, s.k, s.repeat)]
-        rows.append(metric_row(s.source, s.rater_id, job.name, s.k, s.repeat, y, res.scores, y_template))
+        if i not in rows.rows:
+            rows(i, res)
         person = states.setdefault(person_key(s.source, s.rater_id), {})
         for tensor, value in res.state.items():
             person[state_key(job.name, s.k, s.repeat, tensor)] = value
@@ -302,4 +320,4 @@ def collect(
         if tensors:
             source, rater = split_person_key(key)
             bundles[key] = TensorBundle(tensors, {**meta, "source": source, "rater_id": rater})
-    return bundles, pl.DataFrame(rows, schema=METRIC_SCHEMA), timings
+    return bundles, pl.DataFrame([rows.rows[i] for i in range(len(jobs))], schema=METRIC_SCHEMA), timings

@@ -127,9 +127,10 @@ def personalize_people(
     log.info("personalizing: %d runs (%d methods) on %d worker(s)", len(jobs), len(p.methods), 1 if p.batched else p.workers)
     with worker_pool(ctx):  # one spawn of the workers for instant's features and the runs
         prepared = prepare(ctx, jobs)
-        results = run_batched(ctx, jobs) if p.batched else run_jobs(ctx, jobs, workers=p.workers)
+        rows = runs.MetricRows(jobs, data)  # filled as results come in, while the workers still run
+        results = run_batched(ctx, jobs) if p.batched else run_jobs(ctx, jobs, workers=p.workers, on_result=rows)
     meta = {"sources": task_vectors.meta["sources"], "names": task_vectors.meta["names"], "deploy_method": p.deploy_method}
-    states, metrics_table, timings = runs.collect(jobs, results, data, meta, prepared)
+    states, metrics_table, timings = runs.collect(jobs, results, data, meta, prepared, rows)
     timings = timings.with_columns(pl.lit(1 if p.batched else p.workers).alias("workers"))
     return states, metrics_table, timings, export_features(ctx)
 

@@ -285,9 +285,10 @@ def self_train_people(
         log.info("self-training people: %d runs on the %s task vectors", len(jobs), name)
         with worker_pool(ctxs[name]):  # one spawn of the workers for the album's features and the runs
             prepared = prepare(ctxs[name], jobs)
-            results = run_jobs(ctxs[name], jobs, workers=pp.workers, desc=f"self-training people ({name})")
+            rows = runs.MetricRows(jobs, data)
+            results = run_jobs(ctxs[name], jobs, workers=pp.workers, desc=f"self-training people ({name})", on_result=rows)
         meta = {"sources": sets[name].meta["sources"], "names": sets[name].meta["names"], "task_vectors": name}
-        st, table, tm = runs.collect(jobs, results, data, meta, prepared)
+        st, table, tm = runs.collect(jobs, results, data, meta, prepared, rows)
         for key, bundle in st.items():  # one file per person, whichever set their runs used
             states[key] = TensorBundle({**states[key].tensors, **bundle.tensors}, bundle.meta) if key in states else bundle
         tables.append(table)
