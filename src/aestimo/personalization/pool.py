@@ -234,9 +234,13 @@ def _take_warm(ctx: Context, workers: int) -> WorkerPool:
     global _WARM
     pool, _WARM = _WARM, None
     if pool is not None and pool.workers == workers and pool.alive:
-        pool.rebind(ctx)
-        log.info("worker pool: the %d workers kept from the previous node take this one's context (no new spawn)", workers)
-        return pool
+        try:
+            pool.rebind(ctx)
+        except Exception as err:  # a worker that could not take the previous node's last broadcast
+            log.warning("worker pool: the kept workers cannot take this node's context (%s); spawning new ones", err)
+        else:
+            log.info("worker pool: the %d workers kept from the previous node take this one's context (no new spawn)", workers)
+            return pool
     if pool is not None:
         pool.close()
     return WorkerPool(ctx, workers)
