@@ -16,13 +16,18 @@ class _Kept:
         self.closed = True
 
 
-def test_a_kept_pool_that_cannot_be_rebound_is_closed_and_replaced(caplog):
-    kept = _Kept()
+def _take(kept: _Kept, workers: int) -> WorkerPool:
+    """What a block wanting ``workers`` workers gets while ``kept`` is the kept pool."""
     pool_module._WARM = kept
     try:
-        new = pool_module._take_warm(object(), 2)
+        return pool_module._take_warm(object(), workers)
     finally:
         pool_module._WARM = None
+
+
+def test_a_kept_pool_that_cannot_be_rebound_is_closed_and_replaced(caplog):
+    kept = _Kept()
+    new = _take(kept, 2)
     assert isinstance(new, WorkerPool) and new._executor is None  # a new pool, spawned on first use
     assert kept.closed
     assert "spawning new ones" in caplog.text
@@ -30,11 +35,7 @@ def test_a_kept_pool_that_cannot_be_rebound_is_closed_and_replaced(caplog):
 
 def test_a_kept_pool_of_another_size_is_closed_and_keep_warm_off_closes_the_kept_one():
     kept = _Kept()
-    pool_module._WARM = kept
-    try:
-        new = pool_module._take_warm(object(), 3)
-    finally:
-        pool_module._WARM = None
+    new = _take(kept, 3)
     assert new.workers == 3 and kept.closed
     other = _Kept()
     pool_module._WARM = other
