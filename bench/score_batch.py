@@ -53,7 +53,7 @@ def main() -> None:
     add_threads_arg(ap)
     ap.set_defaults(threads=1)
     args = ap.parse_args()
-    header("scoring query images on one thread: equal batches vs fixed batches of 32", args)
+    header("scoring query images on one thread: staged batches vs one batch size", args)
     make, theta0, tv = lite0_with_fake_experts("package", 6)
     merged = MergedScorer(make(), theta0, tv, probe_shape=(2, 3, args.size, args.size))
     g = torch.Generator().manual_seed(args.seed)
