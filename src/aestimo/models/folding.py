@@ -62,6 +62,11 @@ def _conv_bn_pairs(module: nn.Module) -> list[tuple[str, str, float]]:
     return pairs
 
 
+def module_device(module: nn.Module) -> torch.device:
+    """Where the module's weights live (probes are made there; the CPU for a module without any)."""
+    return next(iter(module.parameters()), next(iter(module.buffers()), torch.empty(0))).device
+
+
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
     parent, _, leaf = name.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, leaf, new)
@@ -94,7 +99,7 @@ def _input_sizes(module: nn.Module, names: list[str], input_shape: tuple[int, ..
              for n in names]
     try:
         with torch.no_grad():
-            module(torch.zeros(input_shape))
+            module(torch.zeros(input_shape, device=module_device(module)))
     finally:
         for h in hooks:
             h.remove()
@@ -123,7 +128,7 @@ class BatchNormFolding:
             _replace(folded, bn_name, nn.Sequential(*tail) if tail else nn.Identity())
             conv = folded.get_submodule(conv_name)
             if conv.bias is None:
-                conv.bias = nn.Parameter(torch.zeros(conv.out_channels))
+                conv.bias = nn.Parameter(conv.weight.new_zeros(conv.out_channels))
         widened = _static_same_padding(folded, input_shape) if input_shape is not None else ()
         for p in folded.parameters():
             p.requires_grad_(False)
@@ -151,7 +156,7 @@ class BatchNormFolding:
 
     def reproduces(self, module: nn.Module, input_shape: tuple[int, ...], atol: float = 1e-4) -> bool:
         """Whether the folded copy gives ``module``'s outputs on a fixed random probe."""
-        x = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
+        x = torch.randn(input_shape, generator=torch.Generator().manual_seed(0)).to(module_device(module))
         weights = {**dict(module.named_parameters()), **dict(module.named_buffers())}
         was_training = module.training
         module.eval()

@@ -120,9 +120,11 @@ def build_scorer(
     n_bins: int = 10,
     channels_last: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    model_kwargs: Mapping[str, object] | None = None,
 ) -> Scorer:
-    """θ0: a pretrained backbone and a head initialised from ``head_seed``."""
-    backbone = create_backbone(backbone_name, weights, allow_random, cache_dir=cache_dir)
+    """θ0: a pretrained backbone and a head initialised from ``head_seed``; ``model_kwargs`` go to
+    ``timm.create_model`` (e.g. a ViT's ``img_size``)."""
+    backbone = create_backbone(backbone_name, weights, allow_random, cache_dir=cache_dir, model_kwargs=model_kwargs)
     head = ScoreHead(backbone.num_features, hidden=hidden, dropout=dropout, n_bins=n_bins)
     return Scorer(backbone, head, channels_last=channels_last).head_init(head_seed)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aestimo.models.folding import module_device
 from aestimo.models.inference import SCORE_BATCH, batch_slices
 
 #: the most images per batch in the stages whose maps are at most ``TAIL_AREA`` pixels
@@ -37,7 +38,7 @@ def _block_input_areas(backbone: nn.Module, input_shape: tuple[int, ...]) -> lis
              for b in backbone.blocks]
     try:
         with torch.no_grad():
-            backbone(torch.zeros(input_shape).contiguous(memory_format=torch.channels_last))
+            backbone(torch.zeros(input_shape, device=module_device(backbone)).contiguous(memory_format=torch.channels_last))
     finally:
         for h in hooks:
             h.remove()
@@ -92,6 +93,6 @@ class StagedScorer(nn.Module):
 
     def reproduces(self, scorer: nn.Module, input_shape: tuple[int, ...], atol: float = 1e-5) -> bool:
         """Whether it gives ``scorer``'s outputs (its own weights) on a fixed random probe."""
-        x = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
+        x = torch.randn(input_shape, generator=torch.Generator().manual_seed(0)).to(module_device(scorer))
         with torch.no_grad():
             return bool(torch.allclose(self(x, front_batch=max(1, len(x) // 2)), scorer(x), atol=atol, rtol=1e-4))

@@ -49,7 +49,8 @@ def build_image_cache(images: pl.DataFrame, generic_splits: pl.DataFrame, params
 def build_theta0(params: dict[str, Any]) -> TensorBundle:
     """θ0: pretrained backbone + a head from ``head_seed``, shared by all experts."""
     p = _params(params)
-    return make_theta0(p.backbone, p.weights, p.head_seed, p.allow_random, p.input_size, p.cache_size)
+    return make_theta0(p.backbone, p.weights, p.head_seed, p.allow_random, p.input_size, p.cache_size,
+                       model_kwargs=p.model_kwargs)
 
 
 def compute_backbone_features(theta0: TensorBundle, image_cache: TensorBundle) -> TensorBundle:
