@@ -1,5 +1,6 @@
 """Project hooks: validate every parameter block, and the raw data's folders, before any node runs;
-time every node (wall and CPU) and say per stage where a run's time went.
+build the per-source pipelines for the run's own ``experts.sources``; time every node (wall and CPU)
+and say per stage where a run's time went.
 
 A bad parameter or a missing data folder stops the run at once with a one-line message that
 names the setting to fix (no traceback): the hook raises :class:`InvalidSettings`, a SystemExit.
@@ -39,22 +40,66 @@ def missing_roots(ingest, project_path: Path, env: str | None) -> list[str]:
     return out
 
 
+def run_expert_sources(context) -> list[str] | None:
+    """``experts.sources`` of the run (base, its environment, its ``--params``), read from the
+    config loader without touching Kedro's pipelines; None when unset or not a list of names."""
+    try:
+        raw = context.config_loader["parameters"]
+    except Exception:  # noqa: BLE001 - a broken configuration is reported by the validation below
+        return None
+    sources = (raw.get("experts") or {}).get("sources") if isinstance(raw.get("experts"), dict) else None
+    if isinstance(sources, (list, tuple)) and sources and all(isinstance(s, str) for s in sources):
+        return list(sources)
+    return None
+
+
+def source_problems(ingest, experts) -> tuple[list[str], str | None]:
+    """Experts that ingest does not read (errors, one line each, naming the setting), and one log line
+    for the sources ingest reads that train no expert."""
+    problems = []
+    for s in experts.sources:
+        if s not in ingest.sources:
+            problems.append(f"parameter 'experts.sources': '{s}' is not a source of 'ingest.sources' ({', '.join(ingest.sources)}); "
+                            f"remove it from experts.sources or configure it under ingest.sources")
+        elif not ingest.sources[s].enabled:
+            problems.append(f"parameter 'experts.sources' names '{s}', but 'ingest.sources.{s}.enabled' is false: "
+                            f"remove '{s}' from experts.sources, or enable it and set its root")
+    extra = [s for s in ingest.active_sources if s not in experts.sources]
+    note = None
+    if extra:
+        note = (f"ingest sources without an expert (enabled under ingest.sources, not in experts.sources): {', '.join(extra)}; "
+                f"their images are read and their held-out people personalized with the other sources' experts "
+                f"(ingest.sources.<name>.enabled: false leaves one out)")
+    return problems, note
+
+
 class ParameterValidationHooks:
     @hook_impl
     def after_context_created(self, context) -> None:
         from aestimo import config
+        from aestimo.pipelines.sources import rebuild_registered_pipelines, use_run_sources
 
+        # before anything reads Kedro's pipelines (context.params does): the per-source pipelines
+        # follow this run's experts.sources, not the YAML the registry would read on its own
+        if use_run_sources(run_expert_sources(context)):
+            rebuild_registered_pipelines()
         params = context.params
         problems = []
+        parsed_sections = {}
         for section in config.SECTIONS:
             if section in params:
                 try:
-                    parsed = config.parse(section, params[section])
+                    parsed = parsed_sections[section] = config.parse(section, params[section])
                 except ValueError as err:
                     problems.extend(str(err).splitlines()[1:] or [str(err)])
                     continue
                 if section == "ingest":
                     problems.extend(missing_roots(parsed, Path(context.project_path), context.env))
+        if "ingest" in parsed_sections and "experts" in parsed_sections:
+            bad, note = source_problems(parsed_sections["ingest"], parsed_sections["experts"])
+            problems.extend(bad)
+            if note and not problems:
+                log.info(note)
         if problems:
             raise InvalidSettings("error: invalid settings:\n  " + "\n  ".join(p.strip() for p in problems))
 

@@ -7,6 +7,9 @@ stage is a pipeline of its own too (``ingest``, ``experts``, ``task_vectors``,
 parameters, ``kedro run --pipeline personalization`` reruns that stage alone.
 A rerun of the chain reuses finished experts whose inputs and configuration
 are unchanged.
+
+The per-source sub-pipelines (experts, task vectors, self-training) are built for the run's own
+``experts.sources`` (``--env``, ``--params``): ``pipelines/sources.py``.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from aestimo.pipelines import experts, field_models, ingest, personalize, reporting, self_training, task_vectors
+from aestimo.pipelines.sources import built_for, configured_sources
 
 
 def register_pipelines() -> dict[str, Pipeline]:
+    sources = configured_sources()
+    built_for(sources)
     pipes: dict[str, Pipeline] = {
         "ingest": ingest.create_pipeline(),
-        "experts": experts.create_pipeline(),
-        "task_vectors": task_vectors.create_pipeline(),
+        "experts": experts.create_pipeline(sources),
+        "task_vectors": task_vectors.create_pipeline(sources),
         "field_models": field_models.create_pipeline(),
         "personalization": personalize.create_pipeline(),
-        "self_training": self_training.create_pipeline(),
+        "self_training": self_training.create_pipeline(sources),
         "reporting": reporting.create_pipeline(),
     }
     chain = (
