@@ -23,3 +23,52 @@ def test_missing_and_corrupt_files(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(BundleError, match="bad.safetensors is not a readable safetensors file"):
         load_bundle(tmp_path / "bad.safetensors")
+
+
+def test_a_bundle_written_in_place_is_mapped_moved_into_place_and_equal_to_a_saved_one(tmp_path):
+    from aestimo.bundle import BundleWriter, mapped_origin
+
+    pixels = torch.arange(5 * 3 * 4 * 4, dtype=torch.int64).remainder(256).to(torch.uint8).reshape(5, 3, 4, 4)
+    feats = torch.randn(5, 7)
+    with BundleWriter(tmp_path / "scratch", {"pixels": (torch.uint8, (5, 3, 4, 4)), "f": (torch.float32, (5, 7))}, {"ids": list("abcde")}) as w:
+        for i in range(0, 5, 2):  # block by block, as a feature pass writes
+            w.array("pixels")[i : i + 2] = pixels[i : i + 2].numpy()
+            w.array("f")[i : i + 2] = feats[i : i + 2].numpy()
+    written = w.bundle
+    assert written.scratch and written.path.parent == tmp_path / "scratch"
+    save_bundle(written, tmp_path / "store.safetensors")  # moves the file: never loads it whole
+    assert written.path == tmp_path / "store.safetensors" and not written.scratch
+    assert not list((tmp_path / "scratch").iterdir())
+    plain = load_bundle(tmp_path / "store.safetensors")  # safetensors itself reads what the writer laid out
+    assert plain.meta == {"ids": list("abcde")} and torch.equal(plain["pixels"], pixels) and torch.equal(plain["f"], feats)
+    mapped = load_bundle(tmp_path / "store.safetensors", mmap=True)
+    assert torch.equal(mapped["pixels"][torch.tensor([4, 1])], pixels[[4, 1]])
+    assert mapped_origin(mapped["pixels"]) == (str(tmp_path / "store.safetensors"), "pixels")
+    assert mapped_origin(mapped["pixels"][1:]) is None and mapped_origin(plain["pixels"]) is None
+
+
+def test_a_failed_in_place_write_leaves_nothing_behind(tmp_path):
+    from aestimo.bundle import BundleWriter
+
+    with pytest.raises(RuntimeError):
+        with BundleWriter(tmp_path, {"p": (torch.uint8, (3,))}) as w:
+            w.array("p")[:1] = 1
+            raise RuntimeError("decode failed")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_mapped_image_store_travels_to_a_worker_as_its_path(tmp_path):
+    import pickle
+
+    from aestimo.data.images import CachedImages
+
+    pixels = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    save_bundle(TensorBundle({"pixels": pixels}), tmp_path / "s.safetensors")
+    images = CachedImages(load_bundle(tmp_path / "s.safetensors", mmap=True)["pixels"], 6, (0.5,) * 3, (0.5,) * 3)
+    sent = pickle.dumps(images)
+    assert len(sent) < 1000  # the path, not 1152 bytes of pixels
+    back = pickle.loads(sent)
+    rows = torch.tensor([5, 0, 2])
+    assert torch.equal(back(rows), images(rows))
+    in_memory = pickle.dumps(CachedImages(pixels, 6, (0.5,) * 3, (0.5,) * 3))
+    assert len(in_memory) > pixels.numel()  # an in-memory table still travels as its values

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from filelock import FileLock
 
 import aestimo
@@ -162,6 +163,22 @@ def test_files_of_one_person_score_from_anywhere_and_exit_0(person, album, tmp_p
                 "--coefficients", str(coefficients), str(album)])
     out = capsys.readouterr().out
     assert code == 0 and out.splitlines()[0] == "path,score" and len(out.splitlines()) == 3
+
+
+def test_score_runs_on_the_device_named_and_an_absent_one_exits_2(person, album, tmp_path, monkeypatch, capsys):
+    user, models = person
+    monkeypatch.chdir(tmp_path)
+    coefficients = models / "user_coefficients" / (user.replace(":", "__", 1) + ".safetensors")
+    files = ["--theta0", str(models / "theta0.safetensors"), "--task-vectors", str(models / "task_vectors.safetensors"),
+             "--coefficients", str(coefficients), str(album)]
+    assert cli(["score", *files, "--device", "cpu"]) == 0
+    on_cpu = capsys.readouterr().out
+    assert cli(["score", *files]) == 0  # auto: the best device present
+    if not torch.cuda.is_available():
+        assert capsys.readouterr().out == on_cpu
+    assert cli(["score", *files, "--device", "tpu"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown device 'tpu'" in err and len(err.strip().splitlines()) == 1
 
 
 class _Boom:

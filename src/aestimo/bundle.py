@@ -5,17 +5,27 @@ where the metadata travels as one JSON string. Saving writes a temporary file
 beside the target and renames it into place, so a run killed mid-save never
 leaves a half-written file that looks complete. No Kedro here: the catalog's
 dataset (:mod:`aestimo.datasets`) is a thin wrapper over these functions.
+
+Per-image tables (the image store, backbone features) can be larger than
+memory: :class:`BundleWriter` writes one in place, row block by row block, and
+``load_bundle(path, mmap=True)`` maps it, so that indexing rows reads only
+those rows from disk. A mapped tensor sent to another process travels as its
+file and key (:func:`mapped_origin`), never as a copy of its values.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
+import warnings
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -31,6 +41,10 @@ class TensorBundle(Mapping[str, torch.Tensor]):
 
     tensors: dict[str, torch.Tensor]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the file the tensors are mapped from (``load_bundle(..., mmap=True)``); None when in memory
+    path: Path | None = field(default=None, compare=False)
+    #: True for a file a node wrote in scratch space: saving it moves the file into place
+    scratch: bool = field(default=False, compare=False)
 
     def __getitem__(self, key: str) -> torch.Tensor:
         return self.tensors[key]
@@ -54,6 +68,10 @@ def save_bundle(bundle: TensorBundle | Mapping[str, torch.Tensor], path: str | P
         bundle = TensorBundle(dict(bundle))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if bundle.scratch and bundle.path is not None:  # written in place already: move it, never load it
+        _move(bundle.path, path)
+        bundle.path, bundle.scratch = path, False
+        return
     tensors = {k: v.detach().contiguous().cpu() for k, v in bundle.tensors.items()}
     header = {"aestimo": json.dumps(bundle.meta)}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -65,11 +83,17 @@ def save_bundle(bundle: TensorBundle | Mapping[str, torch.Tensor], path: str | P
             tmp.unlink()
 
 
-def load_bundle(path: str | Path) -> TensorBundle:
-    """Read a bundle; a missing file raises FileNotFoundError, an unreadable one :class:`BundleError`."""
+def load_bundle(path: str | Path, mmap: bool = False) -> TensorBundle:
+    """Read a bundle; a missing file raises FileNotFoundError, an unreadable one :class:`BundleError`.
+
+    With ``mmap=True`` the tensors are mapped from the file (copy-on-write, CPU): nothing is read
+    until rows are indexed, so a table larger than memory can be opened.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
+    if mmap:
+        return _mapped_bundle(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
@@ -77,3 +101,133 @@ def load_bundle(path: str | Path) -> TensorBundle:
     except Exception as err:  # safetensors raises its own error types
         raise BundleError(f"{path} is not a readable safetensors file: {err}") from err
     return TensorBundle(tensors, json.loads(header.get("aestimo", "{}")))
+
+
+# --------------------------------------------------------------------------- mapped and streamed bundles
+
+_DTYPES = {
+    torch.uint8: ("U8", np.uint8), torch.int8: ("I8", np.int8), torch.int16: ("I16", np.int16),
+    torch.int32: ("I32", np.int32), torch.int64: ("I64", np.int64), torch.float16: ("F16", np.float16),
+    torch.float32: ("F32", np.float32), torch.float64: ("F64", np.float64), torch.bool: ("BOOL", np.bool_),
+}
+_NUMPY_OF = {code: npt for code, npt in _DTYPES.values()}
+#: storage address of a mapped tensor -> (file, key, shape): how it travels to another process
+_ORIGINS: dict[int, tuple[str, str, tuple[int, ...]]] = {}
+
+
+def _move(src: Path, dst: Path) -> None:
+    try:
+        os.replace(src, dst)
+    except OSError:  # another file system: copy beside the target, then rename into place
+        import shutil
+
+        tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+        src.unlink()
+
+
+def _header(path: Path) -> tuple[int, dict]:
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return 8 + n, json.loads(f.read(n))
+
+
+def _map(path: Path, start: int, spec: dict, mode: str = "r") -> np.ndarray:
+    begin, end = spec["data_offsets"]
+    shape = tuple(spec["shape"])
+    if end == begin:
+        return np.empty(shape, dtype=_NUMPY_OF[spec["dtype"]])
+    return np.memmap(path, dtype=_NUMPY_OF[spec["dtype"]], mode=mode, offset=start + begin, shape=shape)
+
+
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    with warnings.catch_warnings():  # a read-only map: torch warns that writing to it is undefined
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
+
+
+def mapped_tensor(path: str | Path, key: str) -> torch.Tensor:
+    """One tensor of a safetensors file, mapped copy-on-write (see :func:`mapped_origin`): reads come
+    from the file's pages, a write (none is expected) stays private to the process, the file never changes."""
+    path = Path(path)
+    try:
+        start, header = _header(path)
+        spec = header[key]
+        t = _as_tensor(_map(path, start, spec, mode="c"))
+    except (OSError, KeyError, ValueError, struct.error) as err:
+        raise BundleError(f"{path} is not a readable safetensors file with tensor {key!r}: {err}") from err
+    if t.numel():
+        ptr = t.untyped_storage().data_ptr()
+        _ORIGINS[ptr] = (str(path), key, tuple(t.shape))
+        weakref.finalize(t, _ORIGINS.pop, ptr, None)
+    return t
+
+
+def mapped_origin(t: torch.Tensor) -> tuple[str, str] | None:
+    """``(file, key)`` of a tensor mapped by :func:`mapped_tensor` (a whole one, not a slice); else None."""
+    if t.device.type != "cpu" or not t.numel() or t.storage_offset() or not t.is_contiguous():
+        return None
+    origin = _ORIGINS.get(t.untyped_storage().data_ptr())
+    return origin[:2] if origin is not None and origin[2] == tuple(t.shape) else None
+
+
+def _mapped_bundle(path: Path) -> TensorBundle:
+    try:
+        _, header = _header(path)
+    except (OSError, ValueError, struct.error) as err:
+        raise BundleError(f"{path} is not a readable safetensors file: {err}") from err
+    meta = json.loads((header.get("__metadata__") or {}).get("aestimo", "{}"))
+    keys = [k for k in header if k != "__metadata__"]
+    return TensorBundle({k: mapped_tensor(path, k) for k in keys}, meta, path=path)
+
+
+class BundleWriter:
+    """A bundle written in place, block by block, for tables larger than memory.
+
+    ``specs`` gives each tensor's dtype and shape up front; the file is laid out at once
+    (in ``folder``, under a temporary name) and :meth:`array` maps a tensor for writing
+    (several threads or processes may fill disjoint rows). Leaving the ``with`` block
+    without an error returns the finished bundle, mapped and marked as scratch
+    (:func:`save_bundle` moves it into place); an error removes the file, so nothing
+    half-written is left that looks complete.
+    """
+
+    def __init__(self, folder: str | Path, specs: Mapping[str, tuple[torch.dtype, tuple[int, ...]]], meta: dict | None = None):
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix=".bundle-", suffix=".safetensors.tmp", dir=folder)
+        os.close(fd)
+        self.path = Path(name)
+        header: dict[str, Any] = {"__metadata__": {"aestimo": json.dumps(meta or {})}}
+        offset = 0
+        for key, (dtype, shape) in specs.items():
+            size = int(np.prod(shape, dtype=np.int64)) * torch.empty((), dtype=dtype).element_size()
+            header[key] = {"dtype": _DTYPES[dtype][0], "shape": list(shape), "data_offsets": [offset, offset + size]}
+            offset += size
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)
+        with open(self.path, "wb") as f:
+            f.write(struct.pack("<Q", len(raw)) + raw)
+            f.truncate(8 + len(raw) + offset)
+        self.start, self.header = 8 + len(raw), header
+        self.bundle: TensorBundle | None = None
+
+    def array(self, key: str) -> np.ndarray:
+        """Tensor ``key`` of the file, mapped for writing."""
+        return _map(self.path, self.start, self.header[key], mode="r+")
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, kind, err, tb) -> None:
+        if kind is not None:
+            self.path.unlink(missing_ok=True)
+            return
+        self.bundle = _mapped_bundle(self.path)
+        self.bundle.scratch = True

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from aestimo import device as devices
 from aestimo.options import Options as Strict
 from aestimo.personalization import REGISTRY, method_class
 from aestimo.personalization.runs import ConfiguredMethod, Sample
@@ -80,7 +81,25 @@ class IngestParams(Strict):
         return {k: v for k, v in self.sources.items() if v.enabled}
 
 
-class ExpertsParams(Strict):
+class Compute(Strict):
+    """Where a stage's tensors live and in which precision (``conf/base/globals.yml`` sets both once
+    for every stage: ``device`` auto | cpu | cuda | cuda:N | mps, ``precision`` fp32 | bf16 | fp16)."""
+
+    device: str = "auto"
+    precision: devices.Precision = "fp32"
+
+    @field_validator("device")
+    @classmethod
+    def _device_present(cls, v: str) -> str:
+        devices.resolve(v)  # unknown or absent: the run stops, naming the parameter
+        return v
+
+    @property
+    def torch_device(self):
+        return devices.resolve(self.device)
+
+
+class ExpertsParams(Compute):
     sources: list[str] = Field(min_length=1)
     backbone: str = "tf_efficientnet_lite0"
     weights: str | None = "package"
@@ -95,6 +114,8 @@ class ExpertsParams(Strict):
     stage1: StageConfig
     stage2: StageConfig
     checkpoint_dir: str
+    store_dir: str = "data/04_feature"  # where the image store and feature tables are written before they move into the catalog
+    decode_workers: int | None = Field(default=None, ge=1)  # threads decoding images into the store; None = every core
     threads: int | None = None
 
     @field_validator("input_size")
@@ -152,7 +173,7 @@ class Selection(Strict):
     seed: int = 2026
 
 
-class PersonalizeParams(Strict):
+class PersonalizeParams(Compute):
     people: list[str] | None = None  # "source:rater_id" (or a bare id); None = every held-out person
     max_people_per_source: int | None = Field(default=None, ge=1)
     repeats: int | None = Field(default=None, ge=1)  # the first R repeats of fewshot_splits; None = all
@@ -255,7 +276,7 @@ class PeopleSelfTraining(Strict):
     seed: int = 0
 
 
-class SelfTrainingParams(Strict):
+class SelfTrainingParams(Compute):
     experts: ExpertSelfTraining
     ablation: LongTailAblation = LongTailAblation()
     people: PeopleSelfTraining = PeopleSelfTraining()
@@ -266,7 +287,7 @@ class SelfTrainingParams(Strict):
         return self.experts.round.model_copy(update={"long_tail": self.experts.long_tail if long_tail is None else long_tail})
 
 
-class FieldModelsParams(Strict):
+class FieldModelsParams(Compute):
     """Training options of the field's generic models (each class holds its defaults)."""
 
     pa_iaa: PaIaaTrainOptions = PaIaaTrainOptions()

@@ -157,7 +157,8 @@ def project_people(catalog) -> dict[str, tuple[str, object]]:
 
 
 def project_scorer(
-    user: str, project_path: str | Path = ".", env: str | None = None, method: str | None = None, k: int | None = None, repeat: int = 0
+    user: str, project_path: str | Path = ".", env: str | None = None, method: str | None = None, k: int | None = None, repeat: int = 0,
+    device: str = "cpu",
 ) -> PersonalScorer:
     """The scorer of ``user`` (``source:rater_id`` or a bare id) among a project's personalized people
     (the pipeline's, `aestimo personalize`'s and the ``new_people_ratings`` files').
@@ -188,7 +189,7 @@ def project_scorer(
     coefficients = _load_partition(loader, key, where)
     theta0 = _load(catalog, "theta0", project_path, env, "the models", _run_hint(env))
     task_vectors = _load(catalog, "task_vectors", project_path, env, "the models", _run_hint(env))
-    return PersonalScorer.from_bundles(theta0, task_vectors, coefficients, method, k, repeat, source)
+    return PersonalScorer.from_bundles(theta0, task_vectors, coefficients, method, k, repeat, source, device)
 
 
 def _load_partition(loader, key: str, where: str):
@@ -207,6 +208,7 @@ def project_personalize(
     env: str | None = None,
     scale: tuple[float, float] | None = None,
     overwrite: bool = False,
+    device: str | None = None,
 ) -> tuple[NewPerson, str]:
     """Personalize ``name`` from a ratings file with the project's deployed method and save them in
     its ``user_coefficients`` as ``own__<name>`` (:mod:`aestimo.personalization.new_person`).
@@ -240,6 +242,11 @@ def project_personalize(
     if getattr(dataset, "_overwrite", False):  # saving one partition would delete every other person
         raise ValueError("the catalog's user_coefficients has 'overwrite: true': saving one person would remove the others")
     params = config.parse("personalize", project_params.get("personalize", {}))
+    if device is not None:
+        from aestimo import device as devices
+
+        devices.resolve(device)  # an unknown or absent device is named before anything runs
+        params = params.model_copy(update={"device": device})
     what, run = "the trained experts (θ0 and the task vectors)", _run_hint(env, "task_vectors")
     theta0 = _load(catalog, "theta0", project_path, env, what, run)
     task_vectors = _load(catalog, "task_vectors", project_path, env, what, run)
@@ -293,6 +300,7 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--method", default=None, help="personalization method (default: the run's deploy_method)")
     sc.add_argument("--k", type=int, default=None, help="which k's coefficients (default: the largest)")
     sc.add_argument("--repeat", type=int, default=0)
+    sc.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else the CPU), cpu, cuda, cuda:N or mps (default: auto)")
     sc.add_argument("--output", "-o", default=None, help="write the table as CSV here instead of printing it")
     sc.add_argument("--debug", action="store_true", help="on an unexpected error, print the full traceback")
 
@@ -319,6 +327,7 @@ not all of one score.""",
     pe.add_argument("--project", default=".", help="the Aestimo project folder (default: .)")
     pe.add_argument("--env", default=None, help="Kedro environment whose catalog holds the models")
     pe.add_argument("--overwrite", action="store_true", help="replace a person of this name made by an earlier aestimo personalize")
+    pe.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: the project's personalize.device)")
     pe.add_argument("--debug", action="store_true", help="on an unexpected error, print the full traceback")
     return parser
 
@@ -360,10 +369,10 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace, table_out)
         parser.error(f"--output {args.output}: its folder does not exist")
     try:
         if args.coefficients:
-            scorer = PersonalScorer.from_files(args.theta0, args.task_vectors, args.coefficients, args.method, args.k, args.repeat)
+            scorer = PersonalScorer.from_files(args.theta0, args.task_vectors, args.coefficients, args.method, args.k, args.repeat, args.device)
         else:
             try:
-                scorer = project_scorer(args.user, args.project, args.env, args.method, args.k, args.repeat)
+                scorer = project_scorer(args.user, args.project, args.env, args.method, args.k, args.repeat, args.device)
             except NotAProjectError as err:
                 raise NotAProjectError(err.path, err.reason, _CLI_HINT) from None
     except (UnknownPersonError, NotAProjectError, BundleError, KeyError, FileNotFoundError, ValueError) as err:
@@ -404,7 +413,7 @@ def _personalize(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
             parser.error(f"--scale: {err}")
     try:
         try:
-            person, where = project_personalize(args.ratings, args.name, args.project, args.env, scale, args.overwrite)
+            person, where = project_personalize(args.ratings, args.name, args.project, args.env, scale, args.overwrite, args.device)
         except NotAProjectError as err:
             raise NotAProjectError(err.path, err.reason, _PERSONALIZE_HINT) from None
     except (NotAProjectError, BundleError, FileNotFoundError, ValueError) as err:

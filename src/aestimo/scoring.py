@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from aestimo import device as devices
 from aestimo.bundle import TensorBundle, load_bundle
 from aestimo.data.images import center_view, load_image, to_float
 from aestimo.data.scales import SCALES, Scale, user_scale
@@ -38,8 +39,10 @@ class ScoreResult:
 class PersonalScorer:
     """A person's merged scorer, ready to score images (the model is built once)."""
 
-    def __init__(self, theta0: TensorBundle, task_vectors: TensorBundle, lam: torch.Tensor, source: str, scale: Scale | None = None):
-        self.scorer: Scorer = load_scorer(theta0, merge_state(theta0, task_vectors, lam))
+    def __init__(self, theta0: TensorBundle, task_vectors: TensorBundle, lam: torch.Tensor, source: str, scale: Scale | None = None,
+                 device: str | torch.device = "cpu"):
+        self.device = devices.resolve(device)
+        self.scorer: Scorer = load_scorer(theta0, merge_state(theta0, task_vectors, lam)).to(self.device)
         self.source = source
         self.scale = scale if scale is not None else SCALES[source]  # the person's own (a new person's file states it)
         self.template = template_tensor(self.scale.template)
@@ -57,6 +60,7 @@ class PersonalScorer:
         k: int | None = None,
         repeat: int = 0,
         source: str | None = None,
+        device: str | torch.device = "cpu",
     ) -> PersonalScorer:
         """The person whose fitted states are ``coefficients``, with ``method``'s λ (default: the run's deployed method).
 
@@ -68,23 +72,24 @@ class PersonalScorer:
             raise ValueError(f"the coefficients name no known source (got {source!r}); pass source= one of {sorted(SCALES)}")
         own = coefficients.meta.get("scale")
         log.info("scoring with λ '%s'", name)
-        return cls(theta0, task_vectors, lam, source, user_scale(*own) if own else None)
+        return cls(theta0, task_vectors, lam, source, user_scale(*own) if own else None, device)
 
     @classmethod
     def from_files(
-        cls, theta0: str | Path, task_vectors: str | Path, coefficients: str | Path, method: str | None = None, k: int | None = None, repeat: int = 0
+        cls, theta0: str | Path, task_vectors: str | Path, coefficients: str | Path, method: str | None = None, k: int | None = None, repeat: int = 0,
+        device: str | torch.device = "cpu",
     ) -> PersonalScorer:
         """As :meth:`from_bundles`, from safetensors files (the person's source from the file's
         metadata, else from its name ``<source>__<rater_id>.safetensors``)."""
         bundle = load_bundle(coefficients)
         source = bundle.meta.get("source") or split_person_key(Path(coefficients).stem)[0]
-        return cls.from_bundles(load_bundle(theta0), load_bundle(task_vectors), bundle, method, k, repeat, source)
+        return cls.from_bundles(load_bundle(theta0), load_bundle(task_vectors), bundle, method, k, repeat, source, device)
 
     @torch.no_grad()
     def score_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 ``(N, 3, cache_size, cache_size)`` -> scores on the person's scale."""
-        x = to_float(center_view(pixels, self.crop), *self.norm)
-        return self.scale.from_template(self.scorer(x) @ self.template)
+        x = to_float(center_view(devices.to(pixels, self.device), self.crop), *self.norm)
+        return self.scale.from_template((self.scorer(x) @ self.template.to(self.device)).cpu())
 
     def score_paths(self, paths: list[Path], batch: int = 64) -> ScoreResult:
         ok_paths, pixels, errors = [], [], []

@@ -57,3 +57,58 @@ def test_views_crop_and_flip_reproducibly():
     for img, view in zip(pixels, a):
         crops = [img[:, t : t + 4, l : l + 4] for t in range(3) for l in range(3)]
         assert any(torch.equal(view, c) or torch.equal(view, c.flip(-1)) for c in crops)
+
+
+def test_the_store_on_disk_holds_what_the_in_memory_cache_holds(photo, tmp_path):
+    from aestimo.bundle import load_bundle, save_bundle
+    from aestimo.data.images import build_store
+
+    _, paths = photo
+    files = [str(paths[f]) for f in ("png", "bmp", "jpg")]
+    store = build_store(["a", "b", "c"], files, 12, tmp_path / "scratch", workers=2, progress=False)
+    save_bundle(store, tmp_path / "image_cache.safetensors")
+    back = load_bundle(tmp_path / "image_cache.safetensors", mmap=True)
+    assert back.meta == {"image_ids": ["a", "b", "c"], "size": 12}
+    assert torch.equal(back["pixels"], build_cache(["a", "b", "c"], files, 12, progress=False))
+
+
+def test_a_store_with_a_bad_image_names_it_and_leaves_no_file(photo, tmp_path):
+    from aestimo.data.images import build_store
+
+    _, paths = photo
+    with pytest.raises(ImageReadError, match="gone.jpg"):
+        build_store(["a", "b"], [str(paths["png"]), str(tmp_path / "gone.jpg")], 8, tmp_path / "scratch", progress=False)
+    assert not list((tmp_path / "scratch").iterdir())
+
+
+def test_rows_read_only_what_is_indexed_and_stream_in_blocks():
+    from aestimo.data.images import Rows
+    from aestimo.training.checkpoints import digest
+
+    pixels = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    rows = torch.tensor([7, 2, 9, 0])
+    view = Rows(pixels, rows)
+    assert len(view) == 4 and view.shape == (4, 3, 4, 4)
+    assert torch.equal(view[torch.tensor([3, 1])], pixels[[0, 2]]) and torch.equal(view[1:3], pixels[[2, 9]])
+    assert torch.equal(torch.cat(list(view.blocks(3))), pixels[rows])
+    assert digest(view, 1) == digest(pixels[rows], 1) != digest(Rows(pixels, rows.flip(0)), 1)  # checkpoints stay valid
+
+
+def test_large_jpegs_decode_at_a_reduced_scale_small_ones_as_they_are(tmp_path):
+    rng = np.random.default_rng(0)
+    big = tmp_path / "big.jpg"
+    Image.fromarray(rng.integers(0, 256, (400, 520, 3), dtype=np.uint8)).save(big, quality=90)
+    small = tmp_path / "small.jpg"
+    Image.fromarray(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)).save(small, quality=90)
+
+    def full(path, size):  # decode at full size, then resize
+        import torchvision.transforms.v2.functional as TF
+        from torchvision.transforms import InterpolationMode
+
+        with Image.open(path) as im:
+            return TF.pil_to_tensor(TF.resize(im.convert("RGB"), [size, size], interpolation=InterpolationMode.BILINEAR))
+
+    assert torch.equal(load_image(small, 40), full(small, 40))  # 80 px < 4 x 40: decoded as is
+    reduced, exact = load_image(big, 48), full(big, 48)  # 400 px >= 4 x 48: DCT-scaled to >= 96 px first
+    assert reduced.shape == exact.shape == (3, 48, 48)
+    assert (reduced.float() - exact.float()).abs().mean() < 20  # the same picture, resampled differently

@@ -13,15 +13,17 @@ from aestimo.bundle import BundleError, TensorBundle, load_bundle, save_bundle
 
 
 class SafetensorsDataset(AbstractDataset[TensorBundle, TensorBundle]):
-    """``type: aestimo.datasets.SafetensorsDataset`` with a ``filepath``."""
+    """``type: aestimo.datasets.SafetensorsDataset`` with a ``filepath``; ``mmap: true`` maps the
+    tensors from the file instead of reading them (per-image tables: rows are read when indexed)."""
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+    def __init__(self, filepath: str, mmap: bool = False, metadata: dict[str, Any] | None = None):
         self._filepath = PurePosixPath(filepath)
+        self._mmap = mmap
         self.metadata = metadata
 
     def load(self) -> TensorBundle:
         try:
-            return load_bundle(self._filepath)
+            return load_bundle(self._filepath, mmap=self._mmap)
         except BundleError as err:
             raise DatasetError(str(err)) from err
 
@@ -32,4 +34,4 @@ class SafetensorsDataset(AbstractDataset[TensorBundle, TensorBundle]):
         return Path(self._filepath).exists()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
+        return {"filepath": str(self._filepath), "mmap": self._mmap}

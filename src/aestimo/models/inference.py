@@ -1,15 +1,20 @@
-"""Batched, deterministic inference on cached images: backbone features and bin probabilities.
+"""Batched, deterministic inference on stored images: backbone features and bin probabilities.
 
 Every evaluation view is the centre crop (no flips, no random crops), so the
 same image always gets the same score. The scorer runs with its batch norms
-folded into its convolutions (:mod:`aestimo.models.folding`), in batches small
-enough for the activations to stay in cache.
+folded into its convolutions where its architecture allows
+(:mod:`aestimo.models.folding`), in batches small enough for the activations
+to stay in cache, on the device it sits on: each batch of pixels moves there,
+results come back to the CPU. ``precision`` (bf16 / fp16) runs the passes
+under autocast; the default fp32 keeps every documented figure.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from aestimo import device as devices
 from aestimo.data.images import center_view, to_float
 from aestimo.models.folding import folded_copy
 from aestimo.models.scorer import Scorer
@@ -23,8 +28,16 @@ THREAD_BATCH = 32
 SCORE_BATCH = 48
 
 
-def _batch(batch: int | None) -> int:
-    return batch or THREAD_BATCH * max(1, torch.get_num_threads())
+#: images per batch on an accelerator
+ACCELERATOR_BATCH = 256
+
+
+def _batch(batch: int | None, device: torch.device | None = None) -> int:
+    if batch:
+        return batch
+    if device is not None and device.type != "cpu":
+        return ACCELERATOR_BATCH
+    return THREAD_BATCH * max(1, torch.get_num_threads())
 
 
 def batch_slices(n: int, batch: int = SCORE_BATCH) -> list[slice]:
@@ -35,19 +48,38 @@ def batch_slices(n: int, batch: int = SCORE_BATCH) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges, edges[1:])]
 
 
-@torch.no_grad()
-def embed(scorer: Scorer, pixels: torch.Tensor, crop: int, norm, batch: int | None = None) -> torch.Tensor:
-    """Backbone features of the centre-crop view of each cached image, ``(N, D)``."""
-    scorer, batch = folded_copy(scorer, (2, 3, crop, crop)), _batch(batch)
-    out = []
+def _passes(fn, pixels, crop: int, norm, batch: int, dev: torch.device, precision: devices.Precision):
+    """``fn`` on the centre-crop view of each batch of ``pixels`` (a tensor or lazy rows), on ``dev``,
+    each result back on the CPU in float32."""
     for i in range(0, len(pixels), batch):
-        out.append(scorer.features(to_float(center_view(pixels[i : i + batch], crop), *norm)))
-    return torch.cat(out) if out else torch.empty(0, scorer.embed_dim)
+        x = devices.to(pixels[i : i + batch], dev)
+        with devices.autocast(dev, precision):
+            out = fn(to_float(center_view(x, crop), *norm))
+        yield out.float().cpu()
 
 
 @torch.no_grad()
-def predict(scorer: Scorer, pixels: torch.Tensor, crop: int, norm, batch: int | None = None) -> torch.Tensor:
+def embed(
+    scorer: Scorer, pixels, crop: int, norm, batch: int | None = None, out: np.ndarray | None = None,
+    precision: devices.Precision = "fp32",
+) -> torch.Tensor | None:
+    """Backbone features of the centre-crop view of each stored image, ``(N, D)``; written into
+    ``out`` (e.g. a mapped table, block by block) instead when given."""
+    dev = devices.of(scorer)
+    scorer, batch = folded_copy(scorer, (2, 3, crop, crop)), _batch(batch, dev)
+    blocks = _passes(scorer.features, pixels, crop, norm, batch, dev, precision)
+    if out is not None:
+        for i, f in zip(range(0, len(pixels), batch), blocks):
+            out[i : i + len(f)] = f.numpy()
+        return None
+    parts = list(blocks)
+    return torch.cat(parts) if parts else torch.empty(0, scorer.embed_dim)
+
+
+@torch.no_grad()
+def predict(scorer: Scorer, pixels, crop: int, norm, batch: int | None = None, precision: devices.Precision = "fp32") -> torch.Tensor:
     """Bin probabilities ``(N, 10)`` on the centre-crop view."""
-    scorer, batch = folded_copy(scorer, (2, 3, crop, crop)), _batch(batch)
-    out = [scorer(to_float(center_view(pixels[i : i + batch], crop), *norm)) for i in range(0, len(pixels), batch)]
-    return torch.cat(out) if out else torch.empty(0, 10)
+    dev = devices.of(scorer)
+    scorer, batch = folded_copy(scorer, (2, 3, crop, crop)), _batch(batch, dev)
+    parts = list(_passes(scorer, pixels, crop, norm, batch, dev, precision))
+    return torch.cat(parts) if parts else torch.empty(0, 10)

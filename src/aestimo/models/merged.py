@@ -119,15 +119,25 @@ class MergedScorer:
     def shape(self) -> tuple[int, int]:
         return len(self.sources), len(self.names)
 
+    @property
+    def device(self) -> torch.device:
+        """Where θ0, the task vectors and the module sit (inputs and λ are moved here)."""
+        return self.taus[0].device if self.taus else torch.device("cpu")
+
     @classmethod
-    def from_bundles(cls, theta0: TensorBundle, task_vectors: TensorBundle) -> MergedScorer:
-        """θ0's scorer with the task vectors attached: ``theta_0 + sum_i lambda[i, l] tau[i, l]`` for any λ."""
+    def from_bundles(cls, theta0: TensorBundle, task_vectors: TensorBundle, device: torch.device | str = "cpu") -> MergedScorer:
+        """θ0's scorer with the task vectors attached: ``theta_0 + sum_i lambda[i, l] tau[i, l]`` for any λ,
+        on ``device``."""
         size = int(theta0.meta.get("input_size", 64))
-        return cls(load_scorer(theta0), theta0.tensors, task_vectors, probe_shape=(2, 3, size, size))
+        device = torch.device(device)
+        if device.type != "cpu":
+            theta0 = TensorBundle({k: v.to(device) for k, v in theta0.tensors.items()}, theta0.meta)
+            task_vectors = TensorBundle({k: v.to(device) for k, v in task_vectors.tensors.items()}, task_vectors.meta)
+        return cls(load_scorer(theta0).to(device), theta0.tensors, task_vectors, probe_shape=(2, 3, size, size))
 
     def merged(self, lam: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The merged module's parameters (plain layout, batch norms unfolded)."""
-        return merge_parameters(self.theta0, self.names, self.taus, lam)
+        """The merged module's parameters (plain layout, batch norms unfolded); ``lam`` moves to the scorer's device."""
+        return merge_parameters(self.theta0, self.names, self.taus, lam.to(self.device))
 
     def unfolded(self, lam: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every weight of the plain module at ``lam``: merged parameters, θ0's buffers, conv weights
@@ -154,7 +164,7 @@ class MergedScorer:
         batches of equal size (at most ``batch``; the low-resolution stages in larger ones, see
         :mod:`aestimo.models.staged`)."""
         if not len(x):
-            return torch.empty((0, 10))
+            return torch.empty((0, 10), device=x.device)
         module, weights = self._weights(lam)
         if self.staged is not None:
             return functional_call(self.staged, weights, (x,), {"front_batch": batch})

@@ -212,8 +212,8 @@ class FinetuneHead(Method):
         if self._cached(ctx):
             feats, strip = zero_shot_features(ctx, query.rows), len("head.")
             with torch.no_grad():
-                return (functional_call(module.head, {k[strip:]: v for k, v in state.items()}, (feats,)) @ template).numpy()
-        return batched_scores(module, {**zero_shot_parameters(ctx.merged), **state}, ctx.images(query.rows), template).numpy()
+                return (functional_call(module.head, {k[strip:]: v for k, v in state.items()}, (feats,)) @ template).cpu().numpy()
+        return batched_scores(module, {**zero_shot_parameters(ctx.merged), **state}, ctx.images(query.rows), template).cpu().numpy()
 
 
 @register("finetune_all")
@@ -244,4 +244,4 @@ class FinetuneAll(Method):
 
     def predict(self, state: State, query: Query, ctx: Context) -> np.ndarray:
         params = {**zero_shot_parameters(ctx.merged), **state}
-        return batched_scores(ctx.merged.module, params, ctx.images(query.rows), ctx.template(query.source)).numpy()
+        return batched_scores(ctx.merged.module, params, ctx.images(query.rows), ctx.template(query.source)).cpu().numpy()

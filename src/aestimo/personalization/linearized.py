@@ -49,8 +49,8 @@ def score_features(
     for i in tqdm(range(0, len(x), batch), desc=desc, leave=False, **shown):
         base, phi = directional_derivatives(merged.module, weights, merged.names, merged.taus, x[i : i + batch],
                                             lambda probs: probs @ template)
-        bases.append(base)
-        phis.append(phi if at.dim() == 2 else phi.sum(-1))
+        bases.append(base.cpu())  # features live on the CPU: the per-person solves are small
+        phis.append((phi if at.dim() == 2 else phi.sum(-1)).cpu())
     if not phis:
         return torch.empty(0), torch.empty((0, *at.shape))
     return torch.cat(bases), torch.cat(phis)

@@ -333,15 +333,16 @@ def personalize_new_person(
             f"about which images you prefer{unreadable}"
         )
     scale = user_scale(*ratings.scale)
-    cached = CachedImages(images.pixels, int(theta0.meta["input_size"]), *normalisation(theta0))
+    device = params.torch_device
+    cached = CachedImages(images.pixels, int(theta0.meta["input_size"]), *normalisation(theta0), device if device.type != "cpu" else None)
     n = len(used)
     rows = torch.arange(n)
-    features = embed(load_scorer(theta0), images.pixels, cached.crop, (cached.mean, cached.std))
-    ctx = Context(cached, theta0, task_vectors, experts, features)
+    features = embed(load_scorer(theta0).to(device), images.pixels, cached.crop, (cached.mean, cached.std))
+    ctx = Context(cached, theta0, task_vectors, experts, features, device=device)
     support = Support(
         USER_SOURCE, name, n, 0, seed, rows,
         torch.as_tensor(scale.to_template(y_own), dtype=torch.float32),
-        expert_scores(theta0, task_vectors, images.pixels, ctx.template(USER_SOURCE)),
+        expert_scores(theta0, task_vectors, images.pixels, ctx.template(USER_SOURCE).cpu()),
     )
     log.info("personalizing %s:%s with '%s' on %d ratings (scale %s, %s)", USER_SOURCE, name, configured.name, n,
              format_scale(ratings.scale), ratings.scale_origin)

@@ -10,7 +10,9 @@ process with two intra-op threads, with λ bit-identical to the one-thread run.
 
 Workers are spawned (never forked: the OpenMP runtime PyTorch ships is not
 fork-safe once used) and build their own :class:`Context` from θ0 and τ,
-which travel once, packed into one shared-memory tensor per dtype. A node
+which travel once, packed into one shared-memory tensor per dtype; the image
+store and the feature table travel as their files' paths and each worker maps
+them (:mod:`aestimo.bundle`), so no process holds every pixel. A node
 opens one pool (:func:`worker_pool`) for all it shares out: a spawn costs
 each worker seconds of imports and context. Every
 worker runs with one intra-op thread, so a run's numbers do not depend on how
@@ -41,7 +43,7 @@ import torch.multiprocessing as tmp
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from aestimo.bundle import TensorBundle
+from aestimo.bundle import TensorBundle, mapped_origin, mapped_tensor
 from aestimo.personalization.registry import Context, Method, Query, State, Support
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,8 @@ def _set_context(theta_flat, theta_specs, theta_meta, tau_flat, tau_specs, tau_m
     global _CTX
     theta0 = TensorBundle(unpack(theta_flat, theta_specs), theta_meta)
     tau = TensorBundle(unpack(tau_flat, tau_specs), tau_meta)
+    if isinstance(features, tuple):  # a feature table mapped from its file: the worker maps it too
+        features = mapped_tensor(*features)
     _CTX = Context(images, theta0, tau, experts, features, shared, artifacts=artifacts, profiles=profiles)
 
 
@@ -121,8 +125,10 @@ def _init_worker(barrier, *context_args) -> None:
 def _init_args(ctx: Context) -> tuple:
     theta_flat, theta_specs = pack(ctx.theta0.tensors)
     tau_flat, tau_specs = pack(ctx.task_vectors.tensors)
+    # the image store travels as its file (CachedImages pickles so), the feature table too: mapped, never copied
+    features = mapped_origin(ctx.features) if ctx.features is not None else None
     return (theta_flat, theta_specs, ctx.theta0.meta, tau_flat, tau_specs, ctx.task_vectors.meta, ctx.images, ctx.experts,
-            ctx.features, dict(ctx.shared), ctx.artifacts, ctx.profiles)
+            features or ctx.features, dict(ctx.shared), ctx.artifacts, ctx.profiles)
 
 
 def _call(fn, arg):

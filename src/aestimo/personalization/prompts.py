@@ -537,4 +537,4 @@ class AesMambaP(Method):
             fused = model.fuse(x, tokens[None], torch.ones(len(x), len(tokens), dtype=torch.bool),
                                torch.zeros(len(x), dtype=torch.long))
             scores = model.to_scores(head.eval().logits(fused))
-        return retemplate(scores.double().numpy(), model.template, SCALES[query.source].template)
+        return retemplate(scores.double().cpu().numpy(), model.template, SCALES[query.source].template)

@@ -88,15 +88,18 @@ class Context:
     profiles: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     #: the worker processes open for this context (aestimo.personalization.pool.worker_pool), if any
     pool: Any = field(default=None, repr=False, compare=False)
+    #: where the network passes run (the images' evaluation views and the merged scorer live there);
+    #: small solves stay on the CPU, and fitted states come back to it
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @cached_property
     def merged(self) -> MergedScorer:
         """θ0 with the task vectors attached (built on first use: methods that mix outputs never pay for it)."""
-        return MergedScorer.from_bundles(self.theta0, self.task_vectors)
+        return MergedScorer.from_bundles(self.theta0, self.task_vectors, self.device)
 
-    @staticmethod
-    def template(source: str) -> torch.Tensor:
-        return template_tensor(SCALES[source].template)
+    def template(self, source: str) -> torch.Tensor:
+        """The source's score template, on the context's device."""
+        return template_tensor(SCALES[source].template).to(self.device)
 
 
 class Method:

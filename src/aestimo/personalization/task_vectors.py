@@ -99,7 +99,7 @@ def _drop_masks(gens: list[torch.Generator], b: int, merged: MergedScorer, p: fl
     if p == 0.0:
         return None
     hidden, keep = merged.module.head.hidden, 1.0 - p
-    return torch.stack([torch.bernoulli(torch.full((b, hidden), keep), generator=g) / keep for g in gens])
+    return torch.stack([torch.bernoulli(torch.full((b, hidden), keep), generator=g) / keep for g in gens]).to(merged.device)
 
 
 def personalize(
@@ -124,17 +124,18 @@ def personalize(
         return torch.empty((0, n, L) if cfg.layerwise else (0, n))
     n_layers = merged.shape[1]
     if init is None:
-        init = torch.stack([init_coefficients(p.expert_scores, p.y.numpy(), n_layers, cfg) for p in people])
+        init = torch.stack([init_coefficients(p.expert_scores, p.y.cpu().numpy(), n_layers, cfg) for p in people])
     if cfg.steps == 0:
         return init.clone()
+    init = init.to(merged.device)
     if not batched:
         return torch.cat(
             [_run(merged, [p], init[i : i + 1], template, cfg, False, progress and len(people) == 1, desc) for i, p in enumerate(tqdm(people, desc=desc, disable=not progress or len(people) == 1, leave=False))]
-        )
+        ).cpu()
     ks = {len(p.y) for p in people}
     if len(ks) != 1:
         raise ValueError(f"batched personalization needs one k for all people, got {sorted(ks)}")
-    return _run(merged, list(people), init, template, cfg, True, progress, desc)
+    return _run(merged, list(people), init, template, cfg, True, progress, desc).cpu()
 
 
 def _run(merged, people, init, template, cfg, batched, progress, desc) -> torch.Tensor:
@@ -161,8 +162,8 @@ def _run(merged, people, init, template, cfg, batched, progress, desc) -> torch.
 
 
 def predict(merged: MergedScorer, x: torch.Tensor, lam: torch.Tensor, template: torch.Tensor, batch: int = SCORE_BATCH) -> torch.Tensor:
-    """Scores on the template scale of the merged model for ``x`` (merged once)."""
-    return merged.probs(x, lam, batch) @ template
+    """Scores on the template scale of the merged model for ``x`` (merged once), on the CPU."""
+    return (merged.probs(x, lam, batch) @ template.to(merged.device)).cpu()
 
 
 @register("task_vectors")
@@ -177,7 +178,7 @@ class TaskVectors(Method):
     heavy = True
 
     def _person(self, support: Support, ctx: Context) -> Person:
-        return Person(f"{support.rater_id}/{support.repeat}", ctx.images(support.rows), support.y, support.expert_scores, support.seed)
+        return Person(f"{support.rater_id}/{support.repeat}", ctx.images(support.rows), support.y.to(ctx.device), support.expert_scores, support.seed)
 
     def fit(self, support: Support, ctx: Context) -> State:
         lam = personalize(ctx.merged, [self._person(support, ctx)], ctx.template(support.source), self.options, progress=False)

@@ -18,8 +18,9 @@ from aestimo.bundle import TensorBundle, save_bundle
 
 
 def digest(*parts) -> str:
-    """A sha256 of tensors (their bytes, shapes and dtypes), mappings of tensors and JSON-able values:
-    the same inputs give the same digest, any changed value another one."""
+    """A sha256 of tensors (their bytes, shapes and dtypes), lazy rows of a store (read block by
+    block), mappings of tensors and JSON-able values: the same inputs give the same digest, any
+    changed value another one."""
     h = hashlib.sha256()
 
     def feed(x) -> None:
@@ -27,6 +28,10 @@ def digest(*parts) -> str:
             t = x.detach().cpu().contiguous()
             h.update(f"{t.dtype}{tuple(t.shape)}".encode())
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif hasattr(x, "blocks"):  # lazy rows of a store (aestimo.data.images.Rows): streamed, same digest as a copy
+            h.update(f"{x.dtype}{tuple(x.shape)}".encode())
+            for block in x.blocks():
+                h.update(block.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         elif isinstance(x, np.ndarray):
             feed(torch.from_numpy(np.ascontiguousarray(x)))
         elif isinstance(x, Mapping):

@@ -25,6 +25,9 @@ class Labels:
     def subset(self, idx: torch.Tensor) -> Labels:
         return Labels(self.score[idx], self.dist[idx])
 
+    def to(self, device: torch.device) -> Labels:
+        return Labels(self.score.to(device), self.dist.to(device))
+
 
 @dataclass
 class SplitData:

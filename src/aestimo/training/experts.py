@@ -2,23 +2,30 @@
 
 Stage 1 trains the head on backbone features computed once (the backbone is
 frozen, so running it at every step would only repeat the same work). Stage 2
-fine-tunes the whole scorer on augmented views from the image cache, with the
+fine-tunes the whole scorer on augmented views from the image store, with the
 batch-norm statistics frozen at θ0's values so that experts stay mergeable.
 Both stages use AdamW with cosine schedules, select the step with the lowest
 validation loss, and stop early when validation stops improving.
+
+Training runs on the device the model sits on. Random draws (batches, crops,
+flips, TFA's pairs) come from one CPU generator, so every device draws the same
+batches; each batch is read from the store (or the feature table) by its rows
+and moved to the device, validation runs in blocks, and nothing copies a whole
+split.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 from pydantic import Field
 from tqdm.auto import tqdm
 
+from aestimo import device as devices
 from aestimo.bundle import load_bundle
 from aestimo.data.images import center_view, to_float, train_view
 from aestimo.evaluation.metrics import segment_metrics
@@ -113,6 +120,7 @@ def _fit(
     stop_after: int | None = None,
     train_mode: Callable[[], None] | None = None,
     inputs: str = "",
+    precision: devices.Precision = "fp32",
 ) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """Generic AdamW loop over ``steps`` with cosine schedules per group, validation,
     early stopping, best-state selection and exact resume from ``checkpoint``.
@@ -139,6 +147,8 @@ def _fit(
         history, best_val, bad = meta["history"], meta["best_val"], meta["bad"]
         log.info("%s: resumed from %s at step %d", desc, checkpoint, start)
     set_train = train_mode or model.train
+    dev = devices.of(model)
+    scaler = devices.grad_scaler(dev, precision)
     step = start
     for step in tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False):
         if bad >= cfg.patience > 0:
@@ -148,10 +158,16 @@ def _fit(
             g["lr"] = cosine_lr(step, cfg.steps, *g["lr_range"])
         set_train()
         idx = torch.randint(0, n_train, (min(cfg.batch_size, n_train),), generator=gen)
-        loss = batch_fn(idx, gen)
+        with devices.autocast(dev, precision):
+            loss = batch_fn(idx, gen)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         done = step + 1
         if done % cfg.eval_every == 0 or done == cfg.steps:
             model.eval()
@@ -186,21 +202,26 @@ def train_head(
     checkpoint: Path | None = None,
     stop_after: int | None = None,
     desc: str = "stage 1 (head)",
+    precision: devices.Precision = "fp32",
 ) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    """Stage 1: the head alone, on cached backbone features."""
-    prior = class_prior(y_train, template)
+    """Stage 1: the head alone, on cached backbone features (``feats_train`` a tensor or lazy rows
+    of the feature table)."""
+    dev = devices.of(head)
+    prior = class_prior(y_train, template).to(dev)
+    template_d = template.to(dev)
 
     def batch(idx, gen):
-        return _batch_loss(head, feats_train[idx], y_train.subset(idx), template, prior, cfg, gen)
+        return _batch_loss(head, devices.to(feats_train[idx], dev), y_train.subset(idx).to(dev), template_d, prior, cfg, gen)
 
     @torch.no_grad()
     def val():
-        probs, logits = head.forward_with_logits(feats_val)
-        return float(_loss(probs, logits, y_val, template, prior, cfg))
+        probs, logits = head.forward_with_logits(devices.to(feats_val, dev))
+        return float(_loss(probs, logits, y_val.to(dev), template_d, prior, cfg))
 
     groups = [{"params": list(head.parameters()), "lr": cfg.lr_head[0], "lr_range": cfg.lr_head}]
     inputs = digest(feats_train, y_train.score, y_train.dist, feats_val, y_val.score, y_val.dist, template)
-    return _fit(head, groups, batch, val, len(feats_train), cfg, seed, checkpoint, desc, stop_after, inputs=inputs)
+    return _fit(head, groups, batch, val, len(feats_train), cfg, seed, checkpoint, desc, stop_after, inputs=inputs,
+                precision=precision)
 
 
 def finetune(
@@ -217,30 +238,50 @@ def finetune(
     checkpoint: Path | None = None,
     stop_after: int | None = None,
     desc: str = "stage 2 (whole model)",
+    precision: devices.Precision = "fp32",
 ) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    """Stage 2: the whole scorer, on random crops and flips from the uint8 cache."""
-    prior = class_prior(y_train, template)
-    x_val = to_float(center_view(pixels_val, crop), *norm)
+    """Stage 2: the whole scorer, on random crops and flips from the uint8 store (``pixels_train``
+    and ``pixels_val`` tensors or lazy rows of the store)."""
+    dev = devices.of(scorer)
+    prior = class_prior(y_train, template).to(dev)
+    template_d = template.to(dev)
 
     def batch(idx, gen):
-        x = to_float(train_view(pixels_train[idx], crop, gen), *norm)
-        return _batch_loss(scorer.head, scorer.features(x), y_train.subset(idx), template, prior, cfg, gen)
+        x = to_float(devices.to(train_view(pixels_train[idx], crop, gen), dev), *norm)
+        return _batch_loss(scorer.head, scorer.features(x), y_train.subset(idx).to(dev), template_d, prior, cfg, gen)
 
     inputs = digest(pixels_train, y_train.score, y_train.dist, pixels_val, y_val.score, y_val.dist, template, crop, norm)
-    return _fit(scorer, _whole_model_groups(scorer, cfg), batch, _val_loss(scorer, x_val, y_val, template, prior, cfg), len(pixels_train),
-                cfg, seed, checkpoint, desc, stop_after, _bn_frozen_train_mode(scorer), inputs)
+    val = _val_loss(scorer, _val_views(pixels_val, crop, norm, dev), y_val.to(dev), template_d, prior, cfg)
+    return _fit(scorer, _whole_model_groups(scorer, cfg), batch, val, len(pixels_train),
+                cfg, seed, checkpoint, desc, stop_after, _bn_frozen_train_mode(scorer), inputs, precision)
 
 
-def _val_loss(scorer, x_val: torch.Tensor, y_val: Labels, template, prior, cfg: StageConfig) -> Callable[[], float]:
+#: validation images per forward pass
+VAL_BATCH = 128
+
+
+def _val_views(pixels, crop: int, norm, dev: torch.device) -> Callable[[], Iterator[torch.Tensor]]:
+    """The validation split's evaluation views, block by block on ``dev`` (never all at once)."""
+
+    def blocks() -> Iterator[torch.Tensor]:
+        for i in range(0, len(pixels), VAL_BATCH):
+            yield to_float(center_view(devices.to(pixels[i : i + VAL_BATCH], dev), crop), *norm)
+
+    return blocks
+
+
+def _val_loss(scorer, views: Callable[[], Iterator[torch.Tensor]], y_val: Labels, template, prior, cfg: StageConfig) -> Callable[[], float]:
     """The plain expert loss on the validation views (the long-tail modules are training-time only)."""
 
     @torch.no_grad()
     def val() -> float:
-        losses = []
-        for i in range(0, len(x_val), 128):
-            probs, logits = scorer.forward_with_logits(x_val[i : i + 128])
-            losses.append(_loss(probs, logits, y_val.subset(torch.arange(i, min(i + 128, len(x_val)))), template, prior, cfg) * len(probs))
-        return float(sum(losses) / max(len(x_val), 1))
+        losses, i = [], 0
+        for x in views():
+            probs, logits = scorer.forward_with_logits(x)
+            rows = torch.arange(i, i + len(x), device=x.device)
+            losses.append(_loss(probs, logits, y_val.subset(rows), template, prior, cfg) * len(probs))
+            i += len(x)
+        return float(sum(losses) / max(i, 1))
 
     return val
 
@@ -285,21 +326,26 @@ def self_train(
     same round on labelled images alone (the control). The step kept is the one with the lowest
     ``select_by`` on the validation split: ``balanced_mae`` (the mean of the low / middle / high
     segments' MAE: the long tail's own objective) or ``loss`` (the plain expert loss)."""
-    prior = class_prior(y_train, template)
-    x_val = to_float(center_view(pixels_val, crop), *norm)
+    dev = devices.of(scorer)
+    prior = class_prior(y_train, template).to(dev)
+    template_d = template.to(dev)
     kept = torch.nonzero(pseudo.keep).squeeze(1) if pseudo is not None else torch.empty(0, dtype=torch.long)
     y_pool = Labels(pseudo.score.float(), pseudo.dist.float()) if pseudo is not None else None
 
     def batch(idx, gen):
-        x = to_float(train_view(pixels_train[idx], crop, gen), *norm)
+        x = to_float(devices.to(train_view(pixels_train[idx], crop, gen), dev), *norm)
         y = y_train.subset(idx)
         if len(kept):
             u = kept[torch.randint(0, len(kept), (len(idx),), generator=gen)]
-            x = torch.cat([x, to_float(train_view(pixels_pool[u], crop, gen), *norm)])
+            x = torch.cat([x, to_float(devices.to(train_view(pixels_pool[u], crop, gen), dev), *norm)])
             y = Labels(torch.cat([y.score, y_pool.score[u]]), torch.cat([y.dist, y_pool.dist[u]]))
-        return _batch_loss(scorer.head, scorer.features(x), y, template, prior, cfg, gen)
+        return _batch_loss(scorer.head, scorer.features(x), y.to(dev), template_d, prior, cfg, gen)
 
-    val = _val_loss(scorer, x_val, y_val, template, prior, cfg) if select_by == "loss" else _val_balanced_mae(scorer, x_val, y_val, template)
+    views = _val_views(pixels_val, crop, norm, dev)
+    if select_by == "loss":
+        val = _val_loss(scorer, views, y_val.to(dev), template_d, prior, cfg)
+    else:
+        val = _val_balanced_mae(scorer, views, y_val, template_d)
     parts = [pixels_train, y_train.score, y_train.dist, pixels_val, y_val.score, y_val.dist, template, crop, norm, select_by]
     if pseudo is not None:
         parts += [pixels_pool, pseudo.score, pseudo.dist, pseudo.keep]
@@ -307,12 +353,12 @@ def self_train(
                 cfg, seed, checkpoint, desc, None, _bn_frozen_train_mode(scorer), digest(*parts))
 
 
-def _val_balanced_mae(scorer, x_val: torch.Tensor, y_val: Labels, template) -> Callable[[], float]:
+def _val_balanced_mae(scorer, views: Callable[[], Iterator[torch.Tensor]], y_val: Labels, template) -> Callable[[], float]:
     """The mean of the low / middle / high segments' MAE on the validation views (segments of the true scores)."""
     @torch.no_grad()
     def val() -> float:
-        pred = torch.cat([scorer(x_val[i : i + 128]) for i in range(0, len(x_val), 128)]) @ template
-        rows = [r["mae"] for r in segment_metrics(y_val.score.numpy(), pred.numpy()) if r["segment"] != "all" and r["n"]]
+        pred = torch.cat([scorer(x) for x in views()]) @ template
+        rows = [r["mae"] for r in segment_metrics(y_val.score.numpy(), pred.cpu().numpy()) if r["segment"] != "all" and r["n"]]
         return float(sum(rows) / len(rows))
 
     return val

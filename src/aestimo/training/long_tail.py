@@ -63,9 +63,9 @@ def partner_probabilities(s: torch.Tensor, tau2: float, eps: float = 1e-6) -> to
     the sample with itself."""
     n = len(s)
     if n == 1:
-        return torch.ones(1, 1, dtype=s.dtype)
+        return torch.ones(1, 1, dtype=s.dtype, device=s.device)
     logits = tau2 / (s[:, None] - s[None, :]).abs().clamp_min(eps)
-    logits = logits.masked_fill(torch.eye(n, dtype=torch.bool), -math.inf)
+    logits = logits.masked_fill(torch.eye(n, dtype=torch.bool, device=s.device), -math.inf)
     return torch.softmax(logits, dim=1)
 
 
@@ -88,7 +88,9 @@ def tail_mixup(
     loss falls back to the score's MSE for it, as for any sample without a histogram.
     """
     n_mix = max(1, round(options.tfa_ratio * len(features)))
-    i, j, lam = mix_pairs(unit_scores(labels.score, template), n_mix, options.tau1, options.tau2, generator)
+    # the pairs are drawn where the generator lives (the CPU), so every device draws the same ones
+    s = unit_scores(labels.score, template).to(generator.device)
+    i, j, lam = (t.to(features.device) for t in mix_pairs(s, n_mix, options.tau1, options.tau2, generator))
     w = lam[:, None]
     feats = w * features[i] + (1 - w) * features[j]
     score = lam * labels.score[i] + (1 - lam) * labels.score[j]

@@ -17,8 +17,8 @@ import polars as pl  # noqa: E402
 import torch  # noqa: E402
 
 from aestimo import config  # noqa: E402
-from aestimo.bundle import TensorBundle  # noqa: E402
-from aestimo.data.images import build_cache  # noqa: E402
+from aestimo.bundle import BundleWriter, TensorBundle  # noqa: E402
+from aestimo.data.images import Rows, build_store  # noqa: E402
 from aestimo.data.scales import SCALES  # noqa: E402
 from aestimo.evaluation.experts import cross_source_metrics, predictions_table  # noqa: E402
 from aestimo.models.inference import embed, predict  # noqa: E402
@@ -37,13 +37,14 @@ def _params(params: dict[str, Any]) -> config.ExpertsParams:
 
 
 def build_image_cache(images: pl.DataFrame, generic_splits: pl.DataFrame, params: dict[str, Any]) -> TensorBundle:
-    """Decode every image the experts or the held-out people use, once, at ``cache_size``."""
+    """Decode every image the experts or the held-out people use, once, at ``cache_size``, into the
+    image store on disk (written in place on every core; later nodes map it)."""
     p = _params(params)
     used = images.join(generic_splits.select("image_id"), on="image_id", how="semi").sort("image_id")
     ids = used["image_id"].to_list()
-    pixels = build_cache(ids, used["path"].to_list(), p.cache_size)
-    log.info("image cache: %d images at %d px (%.1f MB)", len(ids), p.cache_size, pixels.numel() / 2**20)
-    return TensorBundle({"pixels": pixels}, {"image_ids": ids, "size": p.cache_size})
+    store = build_store(ids, used["path"].to_list(), p.cache_size, p.store_dir, p.decode_workers)
+    log.info("image store: %d images at %d px (%.1f MB on disk)", len(ids), p.cache_size, store["pixels"].numel() / 2**20)
+    return store
 
 
 def build_theta0(params: dict[str, Any]) -> TensorBundle:
@@ -53,11 +54,19 @@ def build_theta0(params: dict[str, Any]) -> TensorBundle:
                        model_kwargs=p.model_kwargs)
 
 
-def compute_backbone_features(theta0: TensorBundle, image_cache: TensorBundle) -> TensorBundle:
-    """θ0's backbone features of every cached image, computed once for stage 1."""
-    scorer = load_scorer(theta0)
-    feats = embed(scorer, image_cache["pixels"], theta0.meta["input_size"], normalisation(theta0))
-    return TensorBundle({"features": feats}, {"image_ids": image_cache.meta["image_ids"]})
+def compute_backbone_features(theta0: TensorBundle, image_cache: TensorBundle, params: dict[str, Any]) -> TensorBundle:
+    """θ0's backbone features of every stored image, computed once for stage 1 and written block by
+    block into a table on disk (mapped when read)."""
+    p = _params(params)
+    scorer = load_scorer(theta0).to(p.torch_device)
+    pixels = image_cache["pixels"]
+    specs = {"features": (torch.float32, (len(pixels), scorer.embed_dim))}
+    with BundleWriter(p.store_dir, specs, {"image_ids": image_cache.meta["image_ids"]}) as writer:
+        out = writer.array("features")
+        embed(scorer, pixels, theta0.meta["input_size"], normalisation(theta0), out=out, precision=p.precision)
+        if hasattr(out, "flush"):
+            out.flush()
+    return writer.bundle
 
 
 def _checkpoint(p: config.ExpertsParams, source: str, stage: str) -> Path:
@@ -77,11 +86,11 @@ def train_expert_head(
     p = _params(params)
     data = source_splits(source, generic_scores, generic_splits, backbone_features.meta["image_ids"])
     feats = backbone_features["features"]
-    scorer = load_scorer(theta0)
+    scorer = load_scorer(theta0).to(p.torch_device)
     template = template_tensor(SCALES[source].template)
     best, history = train_head(
         scorer.head,
-        feats[data["train"].rows],
+        Rows(feats, data["train"].rows),
         data["train"].labels,
         feats[data["val"].rows],
         data["val"].labels,
@@ -90,6 +99,7 @@ def train_expert_head(
         seed=p.seed,
         checkpoint=_checkpoint(p, source, "stage1"),
         desc=f"{source} stage 1",
+        precision=p.precision,
     )
     return TensorBundle(best, {"source": source, "stage": 1}), _history(history, 1)
 
@@ -108,13 +118,13 @@ def finetune_expert(
     data = source_splits(source, generic_scores, generic_splits, image_cache.meta["image_ids"])
     state = dict(theta0.tensors)
     state.update({f"head.{k}": v for k, v in expert_head.tensors.items()})
-    scorer = load_scorer(theta0, state)
+    scorer = load_scorer(theta0, state).to(p.torch_device)
     pixels = image_cache["pixels"]
     best, history = finetune(
         scorer,
-        pixels[data["train"].rows],
+        Rows(pixels, data["train"].rows),
         data["train"].labels,
-        pixels[data["val"].rows],
+        Rows(pixels, data["val"].rows),
         data["val"].labels,
         template_tensor(SCALES[source].template),
         crop=p.input_size,
@@ -123,6 +133,7 @@ def finetune_expert(
         seed=p.seed,
         checkpoint=_checkpoint(p, source, "stage2"),
         desc=f"{source} stage 2",
+        precision=p.precision,
     )
     return TensorBundle(best, {"source": source, "stage": 2}), _history(history, 2)
 
@@ -157,18 +168,19 @@ PREDICTED_SPLITS = ("test", "personal")
 
 
 def predict_with_experts(
-    theta0: TensorBundle, image_cache: TensorBundle, generic_splits: pl.DataFrame, *expert_weights: TensorBundle
+    theta0: TensorBundle, image_cache: TensorBundle, generic_splits: pl.DataFrame, params: dict[str, Any], *expert_weights: TensorBundle
 ) -> pl.DataFrame:
     """Bin probabilities of every expert on every test or held-out person's image, deterministic view."""
+    p = _params(params)
     crop, norm = theta0.meta["input_size"], normalisation(theta0)
     wanted = set(generic_splits.filter(pl.col("split").is_in(PREDICTED_SPLITS))["image_id"].to_list())
     rows = [i for i, iid in enumerate(image_cache.meta["image_ids"]) if iid in wanted]
     ids = [image_cache.meta["image_ids"][i] for i in rows]
-    pixels = image_cache["pixels"][rows]
+    pixels = Rows(image_cache["pixels"], torch.as_tensor(rows, dtype=torch.long))
     frames = []
     for bundle in expert_weights:
-        scorer = load_scorer(theta0, bundle.tensors)
-        probs = predict(scorer, pixels, crop, norm)
+        scorer = load_scorer(theta0, bundle.tensors).to(p.torch_device)
+        probs = predict(scorer, pixels, crop, norm, precision=p.precision)
         frames.append(predictions_table(bundle.meta["source"], ids, probs))
     return pl.concat(frames)
 

@@ -51,7 +51,7 @@ def create_pipeline(sources: list[str] | None = None, **kwargs) -> Pipeline:
         [
             Node(build_theta0, inputs="params:experts", outputs="theta0", name="build_theta0"),
             Node(build_image_cache, inputs=["images", "generic_splits", "params:experts"], outputs="image_cache", name="build_image_cache"),
-            Node(compute_backbone_features, inputs=["theta0", "image_cache"], outputs="backbone_features", name="compute_backbone_features"),
+            Node(compute_backbone_features, inputs=["theta0", "image_cache", "params:experts"], outputs="backbone_features", name="compute_backbone_features"),
         ]
     )
     per_source = [expert_for(s) for s in sources]
@@ -59,7 +59,7 @@ def create_pipeline(sources: list[str] | None = None, **kwargs) -> Pipeline:
         [
             Node(
                 predict_with_experts,
-                inputs=["theta0", "image_cache", "generic_splits", *[f"{s}.expert_weights" for s in sources]],
+                inputs=["theta0", "image_cache", "generic_splits", "params:experts", *[f"{s}.expert_weights" for s in sources]],
                 outputs="expert_predictions",
                 name="predict_with_experts",
             ),

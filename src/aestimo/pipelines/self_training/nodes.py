@@ -19,6 +19,7 @@ import torch  # noqa: E402
 
 from aestimo import config  # noqa: E402
 from aestimo.bundle import TensorBundle  # noqa: E402
+from aestimo.data.images import Rows  # noqa: E402
 from aestimo.data.scales import SCALES  # noqa: E402
 from aestimo.evaluation import people  # noqa: E402
 from aestimo.evaluation.long_tail import plot_apds_surface, plot_long_tail_scatter, plot_segment_mae  # noqa: E402
@@ -51,8 +52,11 @@ def _template(source: str) -> torch.Tensor:
     return template_tensor(SCALES[source].template).double()
 
 
-def _probs(theta0: TensorBundle, weights: TensorBundle, pixels: torch.Tensor) -> torch.Tensor:
-    return predict(load_scorer(theta0, weights.tensors), pixels, theta0.meta["input_size"], normalisation(theta0)).double()
+def _probs(theta0: TensorBundle, weights: TensorBundle, image_cache: TensorBundle, rows: torch.Tensor, p: config.SelfTrainingParams) -> torch.Tensor:
+    """Bin probabilities of an expert on some rows of the image store, on the configured device."""
+    scorer = load_scorer(theta0, weights.tensors).to(p.torch_device)
+    pixels = Rows(image_cache["pixels"], rows)
+    return predict(scorer, pixels, theta0.meta["input_size"], normalisation(theta0), precision=p.precision).double()
 
 
 def _chosen(surface: pl.DataFrame) -> tuple[float, float]:
@@ -71,7 +75,7 @@ def choose_pseudo_labelling(
     of its **validation** split (never its test split), the chosen pair marked."""
     p = _params(params)
     data = source_splits(source, generic_scores, generic_splits, image_cache.meta["image_ids"])
-    probs = _probs(theta0, expert_weights, image_cache["pixels"][data["val"].rows])
+    probs = _probs(theta0, expert_weights, image_cache, data["val"].rows, p)
     mean = float(data["train"].labels.score.mean())
     surface, (beta, t) = grid_search(probs, data["val"].labels.score.double(), _template(source), mean, p.experts.grid)
     log.info("%s: APDS beta %.3g, t %.3g chosen on %d validation images", source, beta, t, len(probs))
@@ -87,7 +91,7 @@ def pseudo_label_pool(
     p = _params(params)
     rows, ids = unlabeled_pool(source, generic_splits, image_cache.meta["image_ids"], p.experts.pool_size, p.experts.seed)
     data = source_splits(source, generic_scores, generic_splits, image_cache.meta["image_ids"])
-    probs = _probs(theta0, expert_weights, image_cache["pixels"][rows])
+    probs = _probs(theta0, expert_weights, image_cache, rows, p)
     template = _template(source)
     beta, t = _chosen(apds_surface)
     pseudo = pseudo_label(probs, template, float(data["train"].labels.score.mean()), beta, t)
@@ -110,14 +114,14 @@ def _round(
     pixels = image_cache["pixels"]
     if pseudo_labels is not None:
         pos = {iid: i for i, iid in enumerate(ids)}
-        pool = pixels[torch.as_tensor([pos[i] for i in pseudo_labels["image_id"].to_list()], dtype=torch.long)]
+        pool = Rows(pixels, torch.as_tensor([pos[i] for i in pseudo_labels["image_id"].to_list()], dtype=torch.long))
         pseudo = PseudoLabels.from_table(pseudo_labels)
     else:
-        pool, pseudo = pixels[:0], None
+        pool, pseudo = Rows(pixels, torch.empty(0, dtype=torch.long)), None
     tag = _tag(long_tail, pseudo is not None)
     return self_train(
-        load_scorer(theta0, expert_weights.tensors), pixels[data["train"].rows], data["train"].labels, pool, pseudo,
-        pixels[data["val"].rows], data["val"].labels, _template(source).float(), theta0.meta["input_size"], normalisation(theta0),
+        load_scorer(theta0, expert_weights.tensors).to(p.torch_device), Rows(pixels, data["train"].rows), data["train"].labels, pool, pseudo,
+        Rows(pixels, data["val"].rows), data["val"].labels, _template(source).float(), theta0.meta["input_size"], normalisation(theta0),
         p.round_config(long_tail), p.experts.seed, checkpoint=Path(p.checkpoint_dir) / f"{source}_self_training_{tag}.safetensors",
         desc=f"{source} self-training ({tag})", select_by=p.experts.select_by,
     )
@@ -134,14 +138,15 @@ def self_train_expert(
     return TensorBundle(best, {"source": source, "stage": "self_training"}), _history(history, 3)
 
 
-def _test_predictions(source, theta0, image_cache, generic_scores, generic_splits, weights: dict[str, TensorBundle]) -> pl.DataFrame:
+def _test_predictions(source, theta0, image_cache, generic_scores, generic_splits, weights: dict[str, TensorBundle],
+                      p: config.SelfTrainingParams) -> pl.DataFrame:
     """Each variant's scores of the expert's own test split (template scale), beside the true score."""
     data = source_splits(source, generic_scores, generic_splits, image_cache.meta["image_ids"])
     test = data["test"]
     ids = [image_cache.meta["image_ids"][i] for i in test.rows.tolist()]
     frames = []
     for variant, w in weights.items():
-        score = _probs(theta0, w, image_cache["pixels"][test.rows]) @ _template(source)
+        score = _probs(theta0, w, image_cache, test.rows, p) @ _template(source)
         frames.append(pl.DataFrame({"expert": source, "variant": variant, "image_id": ids,
                                     "true": test.labels.score.double().numpy(), "predicted": score.numpy()}))
     return pl.concat(frames)
@@ -163,11 +168,11 @@ def evaluate_long_tail(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every expert, plain and self-trained, on its own test split: PLCC, SROCC and MAE overall and
     on the low 20 % / middle 60 % / high 20 % of the true scores; and the predictions behind them."""
-    _params(params)
+    p = _params(params)
     half = len(weights) // 2
     plain, refreshed = weights[:half], weights[half:]
     preds = pl.concat([
-        _test_predictions(a.meta["source"], theta0, image_cache, generic_scores, generic_splits, {"plain": a, "self_trained": b})
+        _test_predictions(a.meta["source"], theta0, image_cache, generic_scores, generic_splits, {"plain": a, "self_trained": b}, p)
         for a, b in zip(plain, refreshed)
     ])
     rows = [r for (src,), t in preds.group_by(["expert"], maintain_order=True) for r in _segment_rows(t, {"expert": src})]
@@ -198,7 +203,7 @@ def ablate_long_tail(
         best, _ = _round(src, theta0, weights[src], image_cache, generic_scores, generic_splits, pseudo[src] if apds else None, p, options)
         variants[name] = TensorBundle(best, {"source": src})
         flags[name] = (tfa, flsa, apds)
-    preds = _test_predictions(src, theta0, image_cache, generic_scores, generic_splits, variants)
+    preds = _test_predictions(src, theta0, image_cache, generic_scores, generic_splits, variants, p)
     table = pl.DataFrame(_segment_rows(preds, {"expert": src}))
     wide = table.pivot(on="segment", index=["expert", "variant"], values=["mae", "srocc", "plcc"])
     flag_table = pl.DataFrame([{"variant": v, "tfa": f[0], "flsa": f[1], "apds": f[2]} for v, f in flags.items()])
@@ -252,9 +257,9 @@ def self_train_people(
     p = _params(params)
     pp = config.parse("personalize", personalize_params)
     sets = {"plain": task_vectors, "self_trained": self_trained_task_vectors}
-    ctxs = {name: _context(expert_predictions, image_cache, backbone_features, theta0, tv) for name, tv in sets.items()}
+    ctxs = {name: _context(expert_predictions, image_cache, backbone_features, theta0, tv, p.torch_device) for name, tv in sets.items()}
     for c in ctxs.values():
-        c.workers = pp.workers
+        c.workers = pp.workers if p.torch_device.type == "cpu" else 1
         reused = import_features(c, instant_features)  # the personalize stage's feature pass, where it is this set's
         if reused:
             log.info("self-training people: %d images' instant features reused from the personalize stage", reused)
@@ -286,7 +291,7 @@ def self_train_people(
         with worker_pool(ctxs[name]):  # one spawn of the workers for the album's features and the runs
             prepared = prepare(ctxs[name], jobs)
             rows = runs.MetricRows(jobs, data)
-            results = run_jobs(ctxs[name], jobs, workers=pp.workers, desc=f"self-training people ({name})", on_result=rows)
+            results = run_jobs(ctxs[name], jobs, workers=ctxs[name].workers, desc=f"self-training people ({name})", on_result=rows)
         meta = {"sources": sets[name].meta["sources"], "names": sets[name].meta["names"], "task_vectors": name}
         st, table, tm = runs.collect(jobs, results, data, meta, prepared, rows)
         for key, bundle in st.items():  # one file per person, whichever set their runs used
