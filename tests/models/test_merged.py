@@ -127,3 +127,16 @@ def test_probs_in_batches_equal_one_pass(world):
         want = merged(xs, lam)
     torch.testing.assert_close(merged.probs(xs, lam, batch=4), want, rtol=1e-5, atol=1e-6)
     assert merged.probs(xs[:0], lam).shape == (0, 10)
+
+
+def test_bf16_scoring_is_close_to_fp32_and_fp32_is_untouched(world):
+    _, theta0, _, tv, x = world
+    lam = torch.rand((3, len(tv.meta["names"])), generator=torch.Generator().manual_seed(4))
+    plain = MergedScorer(build_scorer("tf_efficientnet_lite0", None, 0, allow_random=True), theta0, tv, fold=False)
+    fp32 = MergedScorer(build_scorer("tf_efficientnet_lite0", None, 0, allow_random=True), theta0, tv, fold=False, precision="fp32")
+    bf16 = MergedScorer(build_scorer("tf_efficientnet_lite0", None, 0, allow_random=True), theta0, tv, fold=False, precision="bf16")
+    want = plain.probs(x, lam)
+    assert torch.equal(fp32.probs(x, lam), want)
+    got = bf16.probs(x, lam)
+    assert got.dtype == torch.float32 and not torch.equal(got, want)  # it did run in bf16
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-2)  # bin probabilities to ~2 decimals

@@ -19,6 +19,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from aestimo.bundle import TensorBundle
+from aestimo.device import autocast
 from aestimo.models.folding import BatchNormFolding
 from aestimo.models.inference import SCORE_BATCH, batch_slices
 from aestimo.models.staged import StagedScorer
@@ -96,9 +97,11 @@ class MergedScorer:
 
     def __init__(
         self, module: nn.Module, theta0: Mapping[str, torch.Tensor], task_vectors: TensorBundle,
-        fold: bool = True, probe_shape: tuple[int, ...] | None = None,
+        fold: bool = True, probe_shape: tuple[int, ...] | None = None, precision: str = "fp32",
     ):
         self.module = module.eval()
+        #: the precision :meth:`probs` scores in (fp32, or bf16 / fp16 under autocast); λ learning is always fp32
+        self.precision = precision
         self.names: list[str] = list(task_vectors.meta["names"])
         self.sources: list[str] = list(task_vectors.meta["sources"])
         self.theta0 = {n: theta0[n].detach().float() for n in self.names}
@@ -125,15 +128,16 @@ class MergedScorer:
         return self.taus[0].device if self.taus else torch.device("cpu")
 
     @classmethod
-    def from_bundles(cls, theta0: TensorBundle, task_vectors: TensorBundle, device: torch.device | str = "cpu") -> MergedScorer:
+    def from_bundles(cls, theta0: TensorBundle, task_vectors: TensorBundle, device: torch.device | str = "cpu",
+                     precision: str = "fp32") -> MergedScorer:
         """θ0's scorer with the task vectors attached: ``theta_0 + sum_i lambda[i, l] tau[i, l]`` for any λ,
-        on ``device``."""
+        on ``device``, scoring in ``precision``."""
         size = int(theta0.meta.get("input_size", 64))
         device = torch.device(device)
         if device.type != "cpu":
             theta0 = TensorBundle({k: v.to(device) for k, v in theta0.tensors.items()}, theta0.meta)
             task_vectors = TensorBundle({k: v.to(device) for k, v in task_vectors.tensors.items()}, task_vectors.meta)
-        return cls(load_scorer(theta0).to(device), theta0.tensors, task_vectors, probe_shape=(2, 3, size, size))
+        return cls(load_scorer(theta0).to(device), theta0.tensors, task_vectors, probe_shape=(2, 3, size, size), precision=precision)
 
     def merged(self, lam: torch.Tensor) -> dict[str, torch.Tensor]:
         """The merged module's parameters (plain layout, batch norms unfolded); ``lam`` moves to the scorer's device."""
@@ -166,9 +170,10 @@ class MergedScorer:
         if not len(x):
             return torch.empty((0, 10), device=x.device)
         module, weights = self._weights(lam)
-        if self.staged is not None:
-            return functional_call(self.staged, weights, (x,), {"front_batch": batch})
-        return torch.cat([functional_call(module, weights, (x[part],)) for part in batch_slices(len(x), batch)])
+        with autocast(self.device, self.precision):
+            if self.staged is not None:
+                return functional_call(self.staged, weights, (x,), {"front_batch": batch}).float()
+            return torch.cat([functional_call(module, weights, (x[part],)) for part in batch_slices(len(x), batch)]).float()
 
     def batched(self, x: torch.Tensor, lam: torch.Tensor, drop_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Many people at once: ``x`` ``(P, B, C, H, W)``, ``lam`` ``(P, n, L)`` (``drop_mask`` ``(P, B, hidden)``) -> ``(P, B, 10)``."""

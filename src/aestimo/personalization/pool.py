@@ -105,13 +105,13 @@ _BARRIER = None  # the pool's barrier: a broadcast reaches every worker once
 
 
 def _set_context(theta_flat, theta_specs, theta_meta, tau_flat, tau_specs, tau_meta, images, experts, features,
-                 shared, artifacts, profiles) -> None:
+                 shared, artifacts, profiles, precision="fp32") -> None:
     global _CTX
     theta0 = TensorBundle(unpack(theta_flat, theta_specs), theta_meta)
     tau = TensorBundle(unpack(tau_flat, tau_specs), tau_meta)
     if isinstance(features, tuple):  # a feature table mapped from its file: the worker maps it too
         features = mapped_tensor(*features)
-    _CTX = Context(images, theta0, tau, experts, features, shared, artifacts=artifacts, profiles=profiles)
+    _CTX = Context(images, theta0, tau, experts, features, shared, artifacts=artifacts, profiles=profiles, precision=precision)
 
 
 def _init_worker(barrier, *context_args) -> None:
@@ -128,7 +128,7 @@ def _init_args(ctx: Context) -> tuple:
     # the image store travels as its file (CachedImages pickles so), the feature table too: mapped, never copied
     features = mapped_origin(ctx.features) if ctx.features is not None else None
     return (theta_flat, theta_specs, ctx.theta0.meta, tau_flat, tau_specs, ctx.task_vectors.meta, ctx.images, ctx.experts,
-            features or ctx.features, dict(ctx.shared), ctx.artifacts, ctx.profiles)
+            features or ctx.features, dict(ctx.shared), ctx.artifacts, ctx.profiles, ctx.precision)
 
 
 def _call(fn, arg):

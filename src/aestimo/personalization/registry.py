@@ -91,11 +91,13 @@ class Context:
     #: where the network passes run (the images' evaluation views and the merged scorer live there);
     #: small solves stay on the CPU, and fitted states come back to it
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    #: the precision query images are scored in (fp32; bf16 / fp16 under autocast); fitting stays fp32
+    precision: str = "fp32"
 
     @cached_property
     def merged(self) -> MergedScorer:
         """θ0 with the task vectors attached (built on first use: methods that mix outputs never pay for it)."""
-        return MergedScorer.from_bundles(self.theta0, self.task_vectors, self.device)
+        return MergedScorer.from_bundles(self.theta0, self.task_vectors, self.device, self.precision)
 
     def template(self, source: str) -> torch.Tensor:
         """The source's score template, on the context's device."""

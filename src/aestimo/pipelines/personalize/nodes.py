@@ -51,13 +51,15 @@ def plan_personalization(
     return runs.plan(fewshot_splits, ratings, generic_splits, p.people, p.ks, p.repeats, p.max_people_per_source)
 
 
-def _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, device: torch.device | None = None) -> Context:
+def _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, device: torch.device | None = None,
+             precision: str = "fp32") -> Context:
     """The frozen things every method shares; the image store and the feature table stay mapped from disk."""
     device = device if device is not None else torch.device("cpu")
     images = CachedImages(image_cache["pixels"], theta0.meta["input_size"], *normalisation(theta0), device if device.type != "cpu" else None)
     if backbone_features.meta["image_ids"] != image_cache.meta["image_ids"]:
         raise ValueError("backbone_features and image_cache list different images: rerun the experts pipeline")
-    return Context(images, theta0, task_vectors, runs.expert_names(expert_predictions), backbone_features["features"], device=device)
+    return Context(images, theta0, task_vectors, runs.expert_names(expert_predictions), backbone_features["features"], device=device,
+                   precision=precision)
 
 
 def choose_settings(
@@ -84,7 +86,7 @@ def choose_settings(
         )
         return pl.DataFrame(schema=selection.SELECTION_SCHEMA)
     val_plan = splits.select(*runs.RUN, "seed").unique().sort(*runs.RUN)
-    ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, p.torch_device)
+    ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, p.torch_device, p.precision)
     ctx.workers = p.workers
     data = runs.run_data(val_plan, splits, ratings, expert_predictions, image_cache.meta["image_ids"])
     configured = p.configured_methods(ctx.experts)
@@ -122,7 +124,7 @@ def personalize_people(
     people, where the parameters do not set them); and instant's per-image features, which later
     stages reuse instead of computing them again."""
     p = _params(params)
-    ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, p.torch_device)
+    ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, p.torch_device, p.precision)
     ctx.workers = 1 if p.batched else p.workers
     ctx.artifacts = {"pa_iaa": pa_iaa_model, "prompt_model": prompt_model, "multi_attribute": multi_attribute_model}
     ctx.profiles = profiles_by_person(user_profiles)

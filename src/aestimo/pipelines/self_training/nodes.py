@@ -257,7 +257,7 @@ def self_train_people(
     p = _params(params)
     pp = config.parse("personalize", personalize_params)
     sets = {"plain": task_vectors, "self_trained": self_trained_task_vectors}
-    ctxs = {name: _context(expert_predictions, image_cache, backbone_features, theta0, tv, p.torch_device) for name, tv in sets.items()}
+    ctxs = {name: _context(expert_predictions, image_cache, backbone_features, theta0, tv, p.torch_device, pp.precision) for name, tv in sets.items()}
     for c in ctxs.values():
         c.workers = pp.workers if p.torch_device.type == "cpu" else 1
         reused = import_features(c, instant_features)  # the personalize stage's feature pass, where it is this set's
