@@ -4,8 +4,9 @@ import pytest
 import torch
 from timm.layers import BatchNormAct2d, Conv2dSame
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call
 
+from tests.models._per_image import per_image_derivatives
 from aestimo.models.layer_derivatives import directional_derivatives
 
 
@@ -59,15 +60,7 @@ TEMPLATE = torch.arange(1.0, 6.0)
 
 
 def reference(net, weights, names, directions, x):
-    """⟨per-image gradient of each parameter tensor, each direction⟩ from torch.func."""
-    params = {n: weights[n] for n in names}
-    buffers = {k: v for k, v in weights.items() if k not in params}
-
-    def score(p, xb):
-        return functional_call(net, {**p, **buffers}, (xb[None],))[0] @ TEMPLATE
-
-    per_image = vmap(grad(score), in_dims=(None, 0))(params, x)
-    return torch.stack([torch.einsum("b...,n...->bn", per_image[n], d) for n, d in zip(names, directions)], dim=-1)
+    return per_image_derivatives(net, weights, names, directions, x, TEMPLATE)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
-from torch.func import functional_call, grad, vmap
 
+from tests.models._per_image import per_image_derivatives
 from aestimo.bundle import TensorBundle, load_bundle, save_bundle
 from aestimo.console import main as cli
 from aestimo.models import layer_derivatives as ld
@@ -167,15 +167,7 @@ def no_fallback(monkeypatch):
 
 
 def reference(net, weights, names, directions, x):
-    """⟨per-image gradient of each parameter tensor, each direction⟩ from torch.func on the whole network."""
-    params = {n: weights[n] for n in names}
-    buffers = {k: v for k, v in weights.items() if k not in params}
-
-    def score(p, xb):
-        return functional_call(net, {**p, **buffers}, (xb[None],))[0] @ TEMPLATE
-
-    per_image = vmap(grad(score), in_dims=(None, 0))(params, x)
-    return torch.stack([torch.einsum("b...,n...->bn", per_image[n], d) for n, d in zip(names, directions)], dim=-1)
+    return per_image_derivatives(net, weights, names, directions, x, TEMPLATE)
 
 
 @pytest.mark.parametrize("kwargs", [KWARGS, VARIANT], ids=["vit_tiny_32px", "reg_tokens_layer_scale"])
