@@ -163,3 +163,48 @@ def test_a_self_training_round_reads_only_kept_pseudo_labels():
     k = "head.fc2.weight"
     torch.testing.assert_close(discarded[k], labelled_only[k], rtol=0, atol=0)  # a discarded pseudo-label weighs nothing
     assert (kept[k] - labelled_only[k]).abs().max() > 0
+
+
+def test_tail_mixup_trains_the_same_weights_twice_on_two_threads():
+    """TFA mixes rows of the batch's features, an anchor often drawn twice: its backward must not
+    accumulate the duplicates in a thread-dependent order (advanced indexing does, on 2 threads)."""
+    from aestimo.training.long_tail import LongTailOptions
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        feats = torch.randn(96, 1280, generator=gen)
+        y = _labels(96, gen, with_dist=True)
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                torch.manual_seed(0)
+                # the body gives the features gradients, as the backbone does in stage 2
+                self.body, self.head = torch.nn.Linear(1280, 1280), ScoreHead(1280, hidden=64, dropout=0.0)
+                self.head.reset_parameters(0)
+
+            def parts(self, f):
+                return self.head.parts(f)
+
+        cfg = StageConfig(steps=6, batch_size=64, lr_head=(1e-3, 1e-4), eval_every=3, checkpoint_every=100,
+                          long_tail=LongTailOptions(tfa=True, tfa_ratio=4.0))
+        from aestimo.training.experts import _batch_loss
+
+        def run():
+            net = Net()
+            opt = torch.optim.SGD(net.parameters(), lr=0.1)
+            g = torch.Generator().manual_seed(3)
+            for _ in range(cfg.steps):
+                idx = torch.randint(0, 96, (64,), generator=g)
+                loss = _batch_loss(net.head, net.body(feats[idx]), y.subset(idx), template_tensor("ten"), None, cfg, g)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            return net.body.weight.detach().clone()
+
+        first = run()
+        assert all(torch.equal(first, run()) for _ in range(3))
+    finally:
+        torch.set_num_threads(threads)

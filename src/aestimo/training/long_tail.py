@@ -92,7 +92,9 @@ def tail_mixup(
     s = unit_scores(labels.score, template).to(generator.device)
     i, j, lam = (t.to(features.device) for t in mix_pairs(s, n_mix, options.tau1, options.tau2, generator))
     w = lam[:, None]
-    feats = w * features[i] + (1 - w) * features[j]
+    # index_select, not features[i]: the same values, but its backward adds an anchor drawn twice in
+    # index order, where advanced indexing's adds them in whatever order two threads reach them
+    feats = w * features.index_select(0, i) + (1 - w) * features.index_select(0, j)
     score = lam * labels.score[i] + (1 - lam) * labels.score[j]
     dist = w * labels.dist[i] + (1 - w) * labels.dist[j]
     return torch.cat([features, feats]), Labels(torch.cat([labels.score, score]), torch.cat([labels.dist, dist]))
