@@ -72,3 +72,22 @@ def test_a_mapped_image_store_travels_to_a_worker_as_its_path(tmp_path):
     assert torch.equal(back(rows), images(rows))
     in_memory = pickle.dumps(CachedImages(pixels, 6, (0.5,) * 3, (0.5,) * 3))
     assert len(in_memory) > pixels.numel()  # an in-memory table still travels as its values
+
+
+def test_stored_rows_read_what_the_file_holds_row_by_row(tmp_path):
+    import pickle
+
+    from aestimo.bundle import StoredRows
+
+    pixels = torch.randint(0, 256, (9, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    save_bundle(TensorBundle({"pixels": pixels, "f": torch.randn(9, 5)}), tmp_path / "s.safetensors")
+    rows = StoredRows(tmp_path / "s.safetensors", "pixels")
+    assert len(rows) == 9 and rows.shape == (9, 3, 4, 4) and rows.dtype == torch.uint8 and rows.numel() == pixels.numel()
+    for index in (torch.tensor([8, 0, 1, 2, 5, 4]), [3], slice(2, 7), slice(None, None, 2), torch.empty(0, dtype=torch.long)):
+        assert torch.equal(rows[index], pixels[index]), index
+    assert torch.equal(rows[4], pixels[4])
+    back = pickle.loads(pickle.dumps(rows))  # to a worker: the file and key, opened there
+    assert len(pickle.dumps(rows)) < 600 and torch.equal(back[[7, 1]], pixels[[7, 1]])
+    assert torch.equal(StoredRows(tmp_path / "s.safetensors", "f")[[2, 3]], load_bundle(tmp_path / "s.safetensors")["f"][[2, 3]])
+    with pytest.raises(IndexError, match="rows outside 0..8"):
+        rows[[9]]

@@ -231,3 +231,70 @@ class BundleWriter:
             return
         self.bundle = _mapped_bundle(self.path)
         self.bundle.scratch = True
+
+
+class StoredRows:
+    """The rows of one tensor of a safetensors file, read from disk when indexed (``os.preadv``).
+
+    Unlike a mapped tensor it keeps nothing of the file in the process: the memory that rows once
+    read occupied is freed with them, so reading every row of a store larger than memory, batch after
+    batch, leaves the process's resident size where it was (a map would count every page touched).
+    Indexing takes an int, a slice or a 1-D sequence of rows and returns a new CPU tensor; runs of
+    consecutive rows are read in one call. Travels to another process as its file and key.
+    """
+
+    def __init__(self, path: str | Path, key: str):
+        path = Path(path)
+        try:
+            start, header = _header(path)
+            spec = header[key]
+        except (OSError, KeyError, ValueError, struct.error) as err:
+            raise BundleError(f"{path} is not a readable safetensors file with tensor {key!r}: {err}") from err
+        self.path, self.key = str(path), key
+        self.shape = tuple(spec["shape"])
+        self._numpy = np.dtype(_NUMPY_OF[spec["dtype"]])
+        self.dtype = next(t for t, (code, _) in _DTYPES.items() if code == spec["dtype"])
+        self._offset = start + spec["data_offsets"][0]
+        self._row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self._numpy.itemsize
+        self._fd: int | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fd": None}  # each process opens the file for itself
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, int):
+            return self[[index]][0]
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            rows = np.arange(start, stop, step, dtype=np.int64)
+        else:
+            rows = np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"rows outside 0..{len(self) - 1} of {self.key!r} in {self.path}")
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self._numpy)
+        if not len(rows):
+            return torch.from_numpy(out)
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        flat = out.reshape(len(rows), -1).view(np.uint8)
+        k = 0
+        while k < len(rows):  # one read per run of consecutive rows
+            end = k + 1
+            while end < len(rows) and rows[end] == rows[end - 1] + 1:
+                end += 1
+            want = (end - k) * self._row_bytes
+            got = os.preadv(self._fd, [memoryview(flat[k:end]).cast("B")], self._offset + int(rows[k]) * self._row_bytes)
+            if got != want:
+                raise BundleError(f"{self.path}: short read of {self.key!r} rows {rows[k]}..{rows[end - 1]} (file truncated?)")
+            k = end
+        return torch.from_numpy(out)

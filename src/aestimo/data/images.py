@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import InterpolationMode
 from tqdm.auto import tqdm
 
-from aestimo.bundle import BundleWriter, TensorBundle, mapped_origin, mapped_tensor
+from aestimo.bundle import BundleWriter, StoredRows, TensorBundle, mapped_origin, mapped_tensor
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,12 @@ def train_view(pixels: torch.Tensor, crop: int, generator: torch.Generator) -> t
     return torch.stack(views) if views else pixels[:, :, :crop, :crop]
 
 
+def pixels_of(store: TensorBundle) -> torch.Tensor | StoredRows:
+    """The pixel table of an image store: read row by row from its file when it has one (memory stays
+    flat however many rows a node reads), the tensor itself when it lives in memory."""
+    return StoredRows(store.path, "pixels") if store.path is not None else store["pixels"]
+
+
 class Rows:
     """Some rows of a pixel table, indexed lazily: ``rows_view[idx]`` reads ``pixels[rows[idx]]``
     only (a training split of a store larger than memory is never copied out whole)."""
@@ -172,7 +178,7 @@ class CachedImages:
         return to_float(center_view(pixels, self.crop), self.mean, self.std)
 
     def __reduce__(self):
-        origin = mapped_origin(self.pixels)
+        origin = mapped_origin(self.pixels) if isinstance(self.pixels, torch.Tensor) else None
         if origin is None:
             return (CachedImages, (self.pixels, self.crop, self.mean, self.std, self.device))
         return (_mapped_images, (*origin, self.crop, self.mean, self.std, self.device))

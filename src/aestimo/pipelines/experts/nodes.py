@@ -18,7 +18,7 @@ import torch  # noqa: E402
 
 from aestimo import config  # noqa: E402
 from aestimo.bundle import BundleWriter, TensorBundle  # noqa: E402
-from aestimo.data.images import Rows, build_store  # noqa: E402
+from aestimo.data.images import Rows, build_store, pixels_of  # noqa: E402
 from aestimo.data.scales import SCALES  # noqa: E402
 from aestimo.evaluation.experts import cross_source_metrics, predictions_table  # noqa: E402
 from aestimo.models.inference import embed, predict  # noqa: E402
@@ -59,7 +59,7 @@ def compute_backbone_features(theta0: TensorBundle, image_cache: TensorBundle, p
     block into a table on disk (mapped when read)."""
     p = _params(params)
     scorer = load_scorer(theta0).to(p.torch_device)
-    pixels = image_cache["pixels"]
+    pixels = pixels_of(image_cache)
     specs = {"features": (torch.float32, (len(pixels), scorer.embed_dim))}
     with BundleWriter(p.store_dir, specs, {"image_ids": image_cache.meta["image_ids"]}) as writer:
         out = writer.array("features")
@@ -119,7 +119,7 @@ def finetune_expert(
     state = dict(theta0.tensors)
     state.update({f"head.{k}": v for k, v in expert_head.tensors.items()})
     scorer = load_scorer(theta0, state).to(p.torch_device)
-    pixels = image_cache["pixels"]
+    pixels = pixels_of(image_cache)
     best, history = finetune(
         scorer,
         Rows(pixels, data["train"].rows),
@@ -176,7 +176,7 @@ def predict_with_experts(
     wanted = set(generic_splits.filter(pl.col("split").is_in(PREDICTED_SPLITS))["image_id"].to_list())
     rows = [i for i, iid in enumerate(image_cache.meta["image_ids"]) if iid in wanted]
     ids = [image_cache.meta["image_ids"][i] for i in rows]
-    pixels = Rows(image_cache["pixels"], torch.as_tensor(rows, dtype=torch.long))
+    pixels = Rows(pixels_of(image_cache), torch.as_tensor(rows, dtype=torch.long))
     frames = []
     for bundle in expert_weights:
         scorer = load_scorer(theta0, bundle.tensors).to(p.torch_device)

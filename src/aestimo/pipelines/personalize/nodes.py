@@ -18,7 +18,7 @@ import torch  # noqa: E402
 
 from aestimo import config  # noqa: E402
 from aestimo.bundle import TensorBundle  # noqa: E402
-from aestimo.data.images import CachedImages  # noqa: E402
+from aestimo.data.images import CachedImages, pixels_of  # noqa: E402
 from aestimo.evaluation import people  # noqa: E402
 from aestimo.evaluation.report import main_methods, run_seconds  # noqa: E402
 from aestimo.models.theta0 import normalisation  # noqa: E402
@@ -55,7 +55,7 @@ def _context(expert_predictions, image_cache, backbone_features, theta0, task_ve
              precision: str = "fp32") -> Context:
     """The frozen things every method shares; the image store and the feature table stay mapped from disk."""
     device = device if device is not None else torch.device("cpu")
-    images = CachedImages(image_cache["pixels"], theta0.meta["input_size"], *normalisation(theta0), device if device.type != "cpu" else None)
+    images = CachedImages(pixels_of(image_cache), theta0.meta["input_size"], *normalisation(theta0), device if device.type != "cpu" else None)
     if backbone_features.meta["image_ids"] != image_cache.meta["image_ids"]:
         raise ValueError("backbone_features and image_cache list different images: rerun the experts pipeline")
     return Context(images, theta0, task_vectors, runs.expert_names(expert_predictions), backbone_features["features"], device=device,

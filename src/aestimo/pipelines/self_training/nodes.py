@@ -19,7 +19,7 @@ import torch  # noqa: E402
 
 from aestimo import config  # noqa: E402
 from aestimo.bundle import TensorBundle  # noqa: E402
-from aestimo.data.images import Rows  # noqa: E402
+from aestimo.data.images import Rows, pixels_of  # noqa: E402
 from aestimo.data.scales import SCALES  # noqa: E402
 from aestimo.evaluation import people  # noqa: E402
 from aestimo.evaluation.long_tail import plot_apds_surface, plot_long_tail_scatter, plot_segment_mae  # noqa: E402
@@ -55,7 +55,7 @@ def _template(source: str) -> torch.Tensor:
 def _probs(theta0: TensorBundle, weights: TensorBundle, image_cache: TensorBundle, rows: torch.Tensor, p: config.SelfTrainingParams) -> torch.Tensor:
     """Bin probabilities of an expert on some rows of the image store, on the configured device."""
     scorer = load_scorer(theta0, weights.tensors).to(p.torch_device)
-    pixels = Rows(image_cache["pixels"], rows)
+    pixels = Rows(pixels_of(image_cache), rows)
     return predict(scorer, pixels, theta0.meta["input_size"], normalisation(theta0), precision=p.precision).double()
 
 
@@ -111,7 +111,7 @@ def _round(
     """One self-training round from the plain expert (checkpointed: a rerun with the same inputs is free)."""
     ids = image_cache.meta["image_ids"]
     data = source_splits(source, generic_scores, generic_splits, ids)
-    pixels = image_cache["pixels"]
+    pixels = pixels_of(image_cache)
     if pseudo_labels is not None:
         pos = {iid: i for i, iid in enumerate(ids)}
         pool = Rows(pixels, torch.as_tensor([pos[i] for i in pseudo_labels["image_id"].to_list()], dtype=torch.long))
