@@ -3,8 +3,7 @@
 Every later stage (features, expert fine-tuning, personalization, scoring of
 known images) reads pixels from this store instead of decoding files again.
 The store is a safetensors file written in place (:func:`build_store`) and
-mapped when read, so no process holds every pixel: indexing rows reads those
-rows. Training views are random crops with horizontal flips; evaluation views
+read row by row (:func:`pixels_of`), so no process holds every pixel. Training views are random crops with horizontal flips; evaluation views
 are a deterministic centre crop (no flips, no random crops).
 """
 
@@ -128,10 +127,16 @@ def train_view(pixels: torch.Tensor, crop: int, generator: torch.Generator) -> t
     return torch.stack(views) if views else pixels[:, :, :crop, :crop]
 
 
+def rows_of(bundle: TensorBundle, key: str) -> torch.Tensor | StoredRows:
+    """A per-image table of a bundle (the image store's pixels, θ0's features): read row by row from
+    its file when it has one (memory stays flat however many rows a node reads), the tensor itself
+    when it lives in memory."""
+    return StoredRows(bundle.path, key) if bundle.path is not None else bundle[key]
+
+
 def pixels_of(store: TensorBundle) -> torch.Tensor | StoredRows:
-    """The pixel table of an image store: read row by row from its file when it has one (memory stays
-    flat however many rows a node reads), the tensor itself when it lives in memory."""
-    return StoredRows(store.path, "pixels") if store.path is not None else store["pixels"]
+    """The pixel table of an image store (:func:`rows_of`)."""
+    return rows_of(store, "pixels")
 
 
 class Rows:

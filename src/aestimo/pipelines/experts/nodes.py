@@ -18,7 +18,7 @@ import torch  # noqa: E402
 
 from aestimo import config  # noqa: E402
 from aestimo.bundle import BundleWriter, TensorBundle  # noqa: E402
-from aestimo.data.images import Rows, build_store, pixels_of  # noqa: E402
+from aestimo.data.images import Rows, build_store, pixels_of, rows_of  # noqa: E402
 from aestimo.data.scales import SCALES  # noqa: E402
 from aestimo.evaluation.experts import cross_source_metrics, predictions_table  # noqa: E402
 from aestimo.models.inference import embed, predict  # noqa: E402
@@ -85,7 +85,7 @@ def train_expert_head(
     """Stage 1: θ0's head trained on the source's labels over cached features."""
     p = _params(params)
     data = source_splits(source, generic_scores, generic_splits, backbone_features.meta["image_ids"])
-    feats = backbone_features["features"]
+    feats = rows_of(backbone_features, "features")  # the training and validation rows, read from the table's file
     scorer = load_scorer(theta0).to(p.torch_device)
     template = template_tensor(SCALES[source].template)
     best, history = train_head(
