@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import warnings
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -111,6 +110,7 @@ _DTYPES = {
     torch.float32: ("F32", np.float32), torch.float64: ("F64", np.float64), torch.bool: ("BOOL", np.bool_),
 }
 _NUMPY_OF = {code: npt for code, npt in _DTYPES.values()}
+_TORCH_OF = {code: t for t, (code, _) in _DTYPES.items()}
 #: storage address of a mapped tensor -> (file, key, shape): how it travels to another process
 _ORIGINS: dict[int, tuple[str, str, tuple[int, ...]]] = {}
 
@@ -144,22 +144,20 @@ def _map(path: Path, start: int, spec: dict, mode: str = "r") -> np.ndarray:
     return np.memmap(path, dtype=_NUMPY_OF[spec["dtype"]], mode=mode, offset=start + begin, shape=shape)
 
 
-def _as_tensor(array: np.ndarray) -> torch.Tensor:
-    with warnings.catch_warnings():  # a read-only map: torch warns that writing to it is undefined
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(array)
+def _spec(path: Path, key: str) -> tuple[int, dict]:
+    """Where the data of ``path`` starts, and tensor ``key``'s entry of its header."""
+    try:
+        start, header = _header(path)
+        return start, header[key]
+    except (OSError, KeyError, ValueError, struct.error) as err:
+        raise BundleError(f"{path} is not a readable safetensors file with tensor {key!r}: {err}") from err
 
 
 def mapped_tensor(path: str | Path, key: str) -> torch.Tensor:
     """One tensor of a safetensors file, mapped copy-on-write (see :func:`mapped_origin`): reads come
     from the file's pages, a write (none is expected) stays private to the process, the file never changes."""
     path = Path(path)
-    try:
-        start, header = _header(path)
-        spec = header[key]
-        t = _as_tensor(_map(path, start, spec, mode="c"))
-    except (OSError, KeyError, ValueError, struct.error) as err:
-        raise BundleError(f"{path} is not a readable safetensors file with tensor {key!r}: {err}") from err
+    t = torch.from_numpy(_map(path, *_spec(path, key), mode="c"))
     if t.numel():
         ptr = t.untyped_storage().data_ptr()
         _ORIGINS[ptr] = (str(path), key, tuple(t.shape))
@@ -217,18 +215,26 @@ class BundleWriter:
             f.truncate(8 + len(raw) + offset)
         self.start, self.header = 8 + len(raw), header
         self.bundle: TensorBundle | None = None
+        self._maps: list[np.ndarray] = []
 
     def array(self, key: str) -> np.ndarray:
-        """Tensor ``key`` of the file, mapped for writing."""
-        return _map(self.path, self.start, self.header[key], mode="r+")
+        """Tensor ``key`` of the file, mapped for writing (flushed when the ``with`` block ends)."""
+        out = _map(self.path, self.start, self.header[key], mode="r+")
+        self._maps.append(out)
+        return out
 
     def __enter__(self) -> BundleWriter:
         return self
 
     def __exit__(self, kind, err, tb) -> None:
+        maps, self._maps = self._maps, []
         if kind is not None:
             self.path.unlink(missing_ok=True)
             return
+        for m in maps:
+            if isinstance(m, np.memmap):
+                m.flush()
+        del maps
         self.bundle = _mapped_bundle(self.path)
         self.bundle.scratch = True
 
@@ -245,15 +251,11 @@ class StoredRows:
 
     def __init__(self, path: str | Path, key: str):
         path = Path(path)
-        try:
-            start, header = _header(path)
-            spec = header[key]
-        except (OSError, KeyError, ValueError, struct.error) as err:
-            raise BundleError(f"{path} is not a readable safetensors file with tensor {key!r}: {err}") from err
+        start, spec = _spec(path, key)
         self.path, self.key = str(path), key
         self.shape = tuple(spec["shape"])
         self._numpy = np.dtype(_NUMPY_OF[spec["dtype"]])
-        self.dtype = next(t for t, (code, _) in _DTYPES.items() if code == spec["dtype"])
+        self.dtype = _TORCH_OF[spec["dtype"]]
         self._offset = start + spec["data_offsets"][0]
         self._row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self._numpy.itemsize
         self._fd: int | None = None

@@ -94,10 +94,7 @@ def build_store(
     is left behind."""
     meta = {"image_ids": list(image_ids), "size": size}
     with BundleWriter(folder, {"pixels": (torch.uint8, (len(paths), 3, size, size))}, meta) as writer:
-        out = writer.array("pixels")
-        _decode_into(out, image_ids, paths, size, workers, progress)
-        if isinstance(out, np.memmap):
-            out.flush()
+        _decode_into(writer.array("pixels"), image_ids, paths, size, workers, progress)
     return writer.bundle
 
 
