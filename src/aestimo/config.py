@@ -116,6 +116,7 @@ class ExpertsParams(Compute):
     checkpoint_dir: str
     store_dir: str = "data/04_feature"  # where the image store and feature tables are written before they move into the catalog
     decode_workers: int | None = Field(default=None, ge=1)  # threads decoding images into the store; None = every core
+    loader_workers: int = Field(default=0, ge=0)  # DataLoader processes reading batches ahead (0: read in the process; same numbers)
     threads: int | None = None
 
     @field_validator("input_size")

@@ -24,6 +24,7 @@ from torchvision.transforms import InterpolationMode
 from tqdm.auto import tqdm
 
 from aestimo.bundle import BundleWriter, StoredRows, TensorBundle, mapped_origin, mapped_tensor
+from aestimo.data.loading import apply_views, draw_views
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +114,7 @@ def center_view(pixels: torch.Tensor, crop: int) -> torch.Tensor:
 
 def train_view(pixels: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
     """Random crop and horizontal flip per image, drawn from ``generator`` (reproducible)."""
-    n, _, h, w = pixels.shape
-    tops = torch.randint(0, h - crop + 1, (n,), generator=generator)
-    lefts = torch.randint(0, w - crop + 1, (n,), generator=generator)
-    flips = torch.rand(n, generator=generator) < 0.5
-    views = []
-    for i in range(n):
-        v = TF.crop(pixels[i], int(tops[i]), int(lefts[i]), crop, crop)
-        views.append(TF.horizontal_flip(v) if flips[i] else v)
-    return torch.stack(views) if views else pixels[:, :, :crop, :crop]
+    return apply_views(pixels, crop, *draw_views(len(pixels), pixels.shape[-2], pixels.shape[-1], crop, generator))
 
 
 def rows_of(bundle: TensorBundle, key: str) -> torch.Tensor | StoredRows:

@@ -16,6 +16,7 @@ import torch
 
 from aestimo import device as devices
 from aestimo.data.images import center_view, to_float
+from aestimo.data.loading import blocks
 from aestimo.models.folding import folded_copy
 from aestimo.models.scorer import Scorer
 
@@ -48,11 +49,12 @@ def batch_slices(n: int, batch: int = SCORE_BATCH) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges, edges[1:])]
 
 
-def _passes(fn, pixels, crop: int, norm, batch: int, dev: torch.device, precision: devices.Precision):
+def _passes(fn, pixels, crop: int, norm, batch: int, dev: torch.device, precision: devices.Precision, workers: int = 0):
     """``fn`` on the centre-crop view of each batch of ``pixels`` (a tensor or lazy rows), on ``dev``,
-    each result back on the CPU in float32."""
-    for i in range(0, len(pixels), batch):
-        x = devices.to(pixels[i : i + batch], dev)
+    each result back on the CPU in float32; the batches read by ``workers`` DataLoader processes
+    where that is more than 0."""
+    for block in blocks(pixels, batch, workers, dev.type == "cuda"):
+        x = devices.to(block, dev)
         with devices.autocast(dev, precision):
             out = fn(to_float(center_view(x, crop), *norm))
         yield out.float().cpu()
@@ -61,25 +63,28 @@ def _passes(fn, pixels, crop: int, norm, batch: int, dev: torch.device, precisio
 @torch.no_grad()
 def embed(
     scorer: Scorer, pixels, crop: int, norm, batch: int | None = None, out: np.ndarray | None = None,
-    precision: devices.Precision = "fp32",
+    precision: devices.Precision = "fp32", loader_workers: int = 0,
 ) -> torch.Tensor | None:
     """Backbone features of the centre-crop view of each stored image, ``(N, D)``; written into
     ``out`` (e.g. a mapped table, block by block) instead when given."""
     dev = devices.of(scorer)
     scorer, batch = folded_copy(scorer, (2, 3, crop, crop)), _batch(batch, dev)
-    blocks = _passes(scorer.features, pixels, crop, norm, batch, dev, precision)
+    feats = _passes(scorer.features, pixels, crop, norm, batch, dev, precision, loader_workers)
     if out is not None:
-        for i, f in zip(range(0, len(pixels), batch), blocks):
+        for i, f in zip(range(0, len(pixels), batch), feats):
             out[i : i + len(f)] = f.numpy()
         return None
-    parts = list(blocks)
+    parts = list(feats)
     return torch.cat(parts) if parts else torch.empty(0, scorer.embed_dim)
 
 
 @torch.no_grad()
-def predict(scorer: Scorer, pixels, crop: int, norm, batch: int | None = None, precision: devices.Precision = "fp32") -> torch.Tensor:
+def predict(
+    scorer: Scorer, pixels, crop: int, norm, batch: int | None = None, precision: devices.Precision = "fp32",
+    loader_workers: int = 0,
+) -> torch.Tensor:
     """Bin probabilities ``(N, 10)`` on the centre-crop view."""
     dev = devices.of(scorer)
     scorer, batch = folded_copy(scorer, (2, 3, crop, crop)), _batch(batch, dev)
-    parts = list(_passes(scorer, pixels, crop, norm, batch, dev, precision))
+    parts = list(_passes(scorer, pixels, crop, norm, batch, dev, precision, loader_workers))
     return torch.cat(parts) if parts else torch.empty(0, 10)

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from aestimo import device as devices
 from aestimo.bundle import load_bundle
 from aestimo.data.images import center_view, to_float, train_view
+from aestimo.data.loading import apply_views, blocks, draw_plan, training_views
 from aestimo.evaluation.metrics import segment_metrics
 from aestimo.models.scorer import freeze_bn_stats
 from aestimo.options import Options
@@ -121,9 +122,13 @@ def _fit(
     train_mode: Callable[[], None] | None = None,
     inputs: str = "",
     precision: devices.Precision = "fp32",
+    draws: Callable[[torch.Generator], Iterator] | None = None,
 ) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """Generic AdamW loop over ``steps`` with cosine schedules per group, validation,
     early stopping, best-state selection and exact resume from ``checkpoint``.
+
+    ``draws(gen)`` gives each step's input to ``batch_fn`` (by default the rows of a random
+    batch, drawn from ``gen`` as the step starts; :func:`_planned_views` reads them ahead).
 
     A checkpoint is only used when it was written by the same configuration,
     seed, starting weights and data (its fingerprint matches: ``inputs`` is a
@@ -150,6 +155,7 @@ def _fit(
     dev = devices.of(model)
     scaler = devices.grad_scaler(dev, precision)
     step = start
+    stream = (draws or _random_rows(n_train, cfg.batch_size))(gen)
     for step in tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False):
         if bad >= cfg.patience > 0:
             log.info("%s: early stop at step %d (no val improvement in %d evaluations)", desc, step, bad)
@@ -157,9 +163,9 @@ def _fit(
         for g in optimizer.param_groups:
             g["lr"] = cosine_lr(step, cfg.steps, *g["lr_range"])
         set_train()
-        idx = torch.randint(0, n_train, (min(cfg.batch_size, n_train),), generator=gen)
+        item = next(stream)
         with devices.autocast(dev, precision):
-            loss = batch_fn(idx, gen)
+            loss = batch_fn(item, gen)
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()
@@ -188,6 +194,32 @@ def _fit(
     if checkpoint is not None:
         save_finished(checkpoint, best_state, {"history": history, "fingerprint": fingerprint})
     return best_state, history
+
+
+def _random_rows(n_train: int, batch: int) -> Callable[[torch.Generator], Iterator[torch.Tensor]]:
+    """Each step's batch: ``batch`` rows drawn from ``gen`` with replacement, as the step starts."""
+
+    def stream(gen: torch.Generator) -> Iterator[torch.Tensor]:
+        while True:
+            yield torch.randint(0, n_train, (min(batch, n_train),), generator=gen)
+
+    return stream
+
+
+def _planned_views(pixels, n_train: int, batch: int, crop: int, workers: int, pin: bool) -> Callable[[torch.Generator], Iterator]:
+    """Each step's ``(plan, uint8 views)``: the rows, crops and flips drawn from ``gen`` in the
+    same order as :func:`_random_rows` then :func:`~aestimo.data.images.train_view`, read here
+    (``workers`` 0) or ahead by that many DataLoader workers (the same batches either way)."""
+
+    def here(gen: torch.Generator) -> Iterator:
+        while True:
+            plan = draw_plan(n_train, batch, tuple(pixels.shape), crop, gen)
+            yield plan, apply_views(pixels[plan.idx], crop, plan.tops, plan.lefts, plan.flips)
+
+    def ahead(gen: torch.Generator) -> Iterator:
+        return training_views(pixels, n_train, batch, crop, gen, workers, pin)
+
+    return ahead if workers > 0 else here
 
 
 def train_head(
@@ -239,35 +271,43 @@ def finetune(
     stop_after: int | None = None,
     desc: str = "stage 2 (whole model)",
     precision: devices.Precision = "fp32",
+    loader_workers: int = 0,
 ) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """Stage 2: the whole scorer, on random crops and flips from the uint8 store (``pixels_train``
-    and ``pixels_val`` tensors or lazy rows of the store)."""
+    and ``pixels_val`` tensors or lazy rows of the store), read by ``loader_workers`` DataLoader
+    processes where that is more than 0 (the same batches, so the same weights)."""
     dev = devices.of(scorer)
     prior = class_prior(y_train, template).to(dev)
     template_d = template.to(dev)
 
-    def batch(idx, gen):
-        x = to_float(devices.to(train_view(pixels_train[idx], crop, gen), dev), *norm)
-        return _batch_loss(scorer.head, scorer.features(x), y_train.subset(idx).to(dev), template_d, prior, cfg, gen)
+    def batch(item, gen):
+        plan, views = item
+        x = to_float(devices.to(views, dev), *norm)
+        return _batch_loss(scorer.head, scorer.features(x), y_train.subset(plan.idx).to(dev), template_d, prior, cfg, gen)
 
+    if loader_workers > 0 and cfg.long_tail.tfa:
+        log.info("%s: TFA draws from the batch generator inside the step: batches are read here, not by loader workers", desc)
+        loader_workers = 0
+    draws = _planned_views(pixels_train, len(pixels_train), cfg.batch_size, crop, loader_workers, dev.type == "cuda")
     inputs = digest(pixels_train, y_train.score, y_train.dist, pixels_val, y_val.score, y_val.dist, template, crop, norm)
-    val = _val_loss(scorer, _val_views(pixels_val, crop, norm, dev), y_val.to(dev), template_d, prior, cfg)
+    val = _val_loss(scorer, _val_views(pixels_val, crop, norm, dev, loader_workers), y_val.to(dev), template_d, prior, cfg)
     return _fit(scorer, _whole_model_groups(scorer, cfg), batch, val, len(pixels_train),
-                cfg, seed, checkpoint, desc, stop_after, _bn_frozen_train_mode(scorer), inputs, precision)
+                cfg, seed, checkpoint, desc, stop_after, _bn_frozen_train_mode(scorer), inputs, precision, draws)
 
 
 #: validation images per forward pass
 VAL_BATCH = 128
 
 
-def _val_views(pixels, crop: int, norm, dev: torch.device) -> Callable[[], Iterator[torch.Tensor]]:
-    """The validation split's evaluation views, block by block on ``dev`` (never all at once)."""
+def _val_views(pixels, crop: int, norm, dev: torch.device, workers: int = 0) -> Callable[[], Iterator[torch.Tensor]]:
+    """The validation split's evaluation views, block by block on ``dev`` (never all at once),
+    read by ``workers`` DataLoader processes where that is more than 0."""
 
-    def blocks() -> Iterator[torch.Tensor]:
-        for i in range(0, len(pixels), VAL_BATCH):
-            yield to_float(center_view(devices.to(pixels[i : i + VAL_BATCH], dev), crop), *norm)
+    def views() -> Iterator[torch.Tensor]:
+        for block in blocks(pixels, VAL_BATCH, workers, dev.type == "cuda"):
+            yield to_float(center_view(devices.to(block, dev), crop), *norm)
 
-    return blocks
+    return views
 
 
 def _val_loss(scorer, views: Callable[[], Iterator[torch.Tensor]], y_val: Labels, template, prior, cfg: StageConfig) -> Callable[[], float]:

@@ -62,7 +62,8 @@ def compute_backbone_features(theta0: TensorBundle, image_cache: TensorBundle, p
     pixels = pixels_of(image_cache)
     specs = {"features": (torch.float32, (len(pixels), scorer.embed_dim))}
     with BundleWriter(p.store_dir, specs, {"image_ids": image_cache.meta["image_ids"]}) as writer:
-        embed(scorer, pixels, theta0.meta["input_size"], normalisation(theta0), out=writer.array("features"), precision=p.precision)
+        embed(scorer, pixels, theta0.meta["input_size"], normalisation(theta0), out=writer.array("features"), precision=p.precision,
+              loader_workers=p.loader_workers)
     return writer.bundle
 
 
@@ -131,6 +132,7 @@ def finetune_expert(
         checkpoint=_checkpoint(p, source, "stage2"),
         desc=f"{source} stage 2",
         precision=p.precision,
+        loader_workers=p.loader_workers,
     )
     return TensorBundle(best, {"source": source, "stage": 2}), _history(history, 2)
 
@@ -177,7 +179,7 @@ def predict_with_experts(
     frames = []
     for bundle in expert_weights:
         scorer = load_scorer(theta0, bundle.tensors).to(p.torch_device)
-        probs = predict(scorer, pixels, crop, norm, precision=p.precision)
+        probs = predict(scorer, pixels, crop, norm, precision=p.precision, loader_workers=p.loader_workers)
         frames.append(predictions_table(bundle.meta["source"], ids, probs))
     return pl.concat(frames)
 
