@@ -1,26 +1,34 @@
 """Read the HTML report as a reader would: render it in headless Chromium and check what a reader sees.
 
 Tables and links are easy to get wrong silently (a plot written under another name, a method
-dropped from the summary); a real browser says whether every image decodes, the summary table
-lists each method and every link leads somewhere. It can also save a full-page screenshot.
+dropped from the summary, a table wider than the page, the same plot shown twice); a real browser
+says whether every image decodes and is shown once, the summary table lists each method, every
+link leads somewhere and nothing runs off the right edge. It also saves a full-page screenshot.
 
-Chromium and its driver are Debian's ``chromium`` and ``chromium-driver`` packages, found at fixed
-paths and handed to Selenium explicitly, so Selenium Manager never runs (and never downloads).
-Selenium is imported only when a browser is started: it is a test dependency, not a run's.
+Chromium and chromedriver are looked up on ``PATH`` (Debian's ``chromium`` and ``chromium-driver``
+packages put them there) and handed to Selenium explicitly, so Selenium Manager never runs (and
+never downloads). Where either is missing, or Chromium does not start, :class:`BrowserUnavailable`
+says what is missing and how to install it; the pipeline records that and goes on.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
 import os
+import shutil
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Names Chromium and its driver go by: Debian's packages, other distributions', Google Chrome's, Ubuntu's snap.
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMEDRIVER_NAMES = ("chromedriver", "chromium.chromedriver")
+INSTALL_HINT = "on Debian or Ubuntu: sudo apt-get install chromium chromium-driver"
 WIDTH = 1200
 MAX_HEIGHT = 30_000  # a taller page is cut here in the screenshot (the checks still read all of it)
 FLAGS = (
@@ -33,7 +41,7 @@ FLAGS = (
 _PAGE_FACTS_JS = """
 const text = el => el.textContent.trim();
 const images = Array.from(document.images).map(i => ({
-  src: i.getAttribute('src'), complete: i.complete, width: i.naturalWidth}));
+  src: i.getAttribute('src'), url: i.currentSrc || i.src, complete: i.complete, width: i.naturalWidth}));
 const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'));
 const ids = Array.from(document.querySelectorAll('[id]')).map(e => e.id)
   .concat(Array.from(document.querySelectorAll('a[name]')).map(a => a.getAttribute('name')));
@@ -48,7 +56,22 @@ if (!table) {
 }
 const methods = table === null ? null : Array.from(table.rows)
   .filter(r => r.cells.length && r.cells[0].tagName === 'TD').map(r => text(r.cells[0]));
-return {images, links, ids, methods, height: document.documentElement.scrollHeight};
+// What runs off the right edge: the outermost elements past the window that no scrolling box clips.
+const root = document.documentElement, viewport = root.clientWidth;
+const past = el => el.getBoundingClientRect().right > viewport + 0.5;
+const clipped = el => {
+  for (let p = el.parentElement; p && p !== document.body; p = p.parentElement)
+    if (getComputedStyle(p).overflowX !== 'visible') return true;
+  return false;
+};
+const headings = Array.from(document.querySelectorAll('h1, h2, h3'));
+const describe = el => {
+  const h = headings.filter(h => h.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING).pop();
+  return `<${el.tagName.toLowerCase()}>` + (h ? ` under '${text(h)}'` : '');
+};
+const overflowing = root.scrollWidth <= viewport ? [] : Array.from(document.body.querySelectorAll('*'))
+  .filter(el => past(el) && !past(el.parentElement) && !clipped(el)).map(describe);
+return {images, links, ids, methods, height: root.scrollHeight, width: root.scrollWidth, viewport, overflowing};
 """
 
 
@@ -60,26 +83,56 @@ class ReportCheckError(AssertionError):
         super().__init__(f"{html_path}: {len(failures)} problem(s):\n" + "\n".join(f"  - {f}" for f in failures))
 
 
-def chromium_available() -> bool:
-    """Whether a report can be rendered here: Chromium, chromedriver and Selenium are all installed."""
-    return (
-        all(p.is_file() and os.access(p, os.X_OK) for p in (CHROMIUM, CHROMEDRIVER))
-        and importlib.util.find_spec("selenium") is not None
-    )
+class BrowserUnavailable(RuntimeError):
+    """No browser to render the report in; the message says what is missing and how to install it."""
+
+
+def _which(names: Sequence[str]) -> Path | None:
+    return next((Path(found) for name in names if (found := shutil.which(name))), None)
+
+
+def locate_browser() -> tuple[Path, Path]:
+    """Chromium and chromedriver on ``PATH`` (with Selenium importable), or :class:`BrowserUnavailable`
+    naming each missing part."""
+    chromium, driver = _which(CHROMIUM_NAMES), _which(CHROMEDRIVER_NAMES)
+    missing = [
+        *([f"Chromium (none of {', '.join(CHROMIUM_NAMES)} on PATH)"] if chromium is None else []),
+        *([f"chromedriver (none of {', '.join(CHROMEDRIVER_NAMES)} on PATH)"] if driver is None else []),
+        *(["the selenium package (pip install selenium)"] if importlib.util.find_spec("selenium") is None else []),
+    ]
+    if missing:
+        raise BrowserUnavailable(f"{' and '.join(missing)} not installed; {INSTALL_HINT}")
+    return chromium, driver
+
+
+def browser_unavailable() -> str | None:
+    """Why no report can be rendered here, or None when it can (Chromium itself may still fail to start)."""
+    try:
+        locate_browser()
+    except BrowserUnavailable as absent:
+        return str(absent)
+    return None
 
 
 @contextmanager
 def _chromium() -> Iterator[Any]:
-    """A headless Chromium driven by the system chromedriver; quits however the block ends."""
+    """A headless Chromium driven by chromedriver; quits however the block ends. A Chromium that does
+    not start (a broken install, a driver of another version) raises :class:`BrowserUnavailable`."""
+    chromium, chromedriver = locate_browser()
     os.environ.setdefault("SE_OFFLINE", "true")  # belt and braces: explicit paths already skip Selenium Manager
     from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = str(chromium)
     for flag in FLAGS:
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    try:
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=str(chromedriver)))
+    except WebDriverException as err:
+        why = next(iter((err.msg or "").strip().splitlines()), type(err).__name__).split("; For documentation")[0]
+        raise BrowserUnavailable(f"{chromium} did not start under {chromedriver}: {why}; {INSTALL_HINT}") from err
     try:
         driver.set_page_load_timeout(60)
         yield driver
@@ -103,10 +156,59 @@ def _link_failures(html_path: Path, links: list[str], ids: set[str]) -> list[str
     return failures
 
 
+def _figure_key(url: str) -> str:
+    """What makes two images the same figure: their bytes, a local file's or a ``data:`` URI's (one plot
+    saved under two names, or inlined beside its file, is still shown twice), else the address itself."""
+    parts = urlsplit(url)
+    if parts.scheme == "data":
+        header, _, payload = url.partition(",")
+        data = base64.b64decode(payload) if header.endswith(";base64") else unquote_to_bytes(payload)
+    elif parts.scheme == "file" and (path := Path(unquote(parts.path))).is_file():
+        data = path.read_bytes()
+    else:
+        return url
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _short(src: str | None) -> str:
+    """An image's ``src`` for a message: an inline ``data:`` URI can be megabytes long."""
+    return repr(src if src is None or len(src) <= 80 else src[:60] + "...")
+
+
+def _duplicate_figures(images: list[dict[str, Any]]) -> list[str]:
+    """One failure per figure the page shows more than once, by address or by content."""
+    shown: dict[str, list[str]] = defaultdict(list)
+    for img in images:
+        if img.get("url"):
+            shown[_figure_key(img["url"])].append(img["src"])
+    failures = []
+    for srcs in shown.values():
+        names = list(dict.fromkeys(srcs))
+        if len(names) == 1 and len(srcs) > 1:
+            failures.append(f"figure {_short(names[0])} is shown {len(srcs)} times")
+        elif len(names) > 1:
+            failures.append(f"figures {', '.join(map(_short, names))} are the same image, shown {len(srcs)} times")
+    return failures
+
+
+def _overflow_failures(facts: dict[str, Any]) -> list[str]:
+    """The page wider than the window (a horizontal scrollbar), naming what runs off its right edge."""
+    if facts["width"] <= facts["viewport"]:
+        return []
+    wide = facts["overflowing"]
+    culprits = ", ".join(wide[:3]) + (f" and {len(wide) - 3} more" if len(wide) > 3 else "") or "something"
+    return [
+        f"the page is {facts['width']} px wide in a {facts['viewport']} px window: {culprits} "
+        f"{'run' if len(wide) > 1 else 'runs'} off the right edge; put wide content in a box that scrolls "
+        "(report.table_html does) or let it wrap"
+    ]
+
+
 def _failures(html_path: Path, facts: dict[str, Any], expected_methods: Sequence[str]) -> list[str]:
     failures = [
-        f"image {img['src']!r} did not load" for img in facts["images"] if not (img["complete"] and img["width"] > 0)
+        f"image {_short(img['src'])} did not load" for img in facts["images"] if not (img["complete"] and img["width"] > 0)
     ]
+    failures += _duplicate_figures(facts["images"]) + _overflow_failures(facts)
     methods = facts["methods"]
     if methods is None:
         failures.append("no summary table (id='summary', or the first table under the 'Personalization' heading)")
@@ -126,11 +228,13 @@ def _save_full_page(driver: Any, height: int, out_png: Path) -> None:
 
 
 def check_report(html_path: Path, expected_methods: Sequence[str], screenshot: Path | None = None) -> dict[str, Any]:
-    """Render ``html_path`` in headless Chromium and check it: every image loaded, the personalization
-    summary table has a row per expected method, no relative link or anchor is broken.
+    """Render ``html_path`` in headless Chromium, ``WIDTH`` px wide, and check it: every image loaded
+    and no figure shown twice, the personalization summary table has a row per expected method, no
+    relative link or anchor is broken, the page is no wider than the window.
 
-    Raises ``ReportCheckError`` listing every failure. Writes a full-page PNG to ``screenshot`` when
-    given (also when the checks fail, so the failure can be looked at). Returns what was checked.
+    Raises ``ReportCheckError`` listing every failure, :class:`BrowserUnavailable` where no browser
+    starts. Writes a full-page PNG to ``screenshot`` when given (also when the checks fail, so the
+    failure can be looked at). Returns what was checked.
     """
     html_path = Path(html_path).resolve()
     if not html_path.is_file():
@@ -145,15 +249,7 @@ def check_report(html_path: Path, expected_methods: Sequence[str], screenshot: P
         raise ReportCheckError(html_path, failures)
     return {
         "images": len(facts["images"]), "links": len(facts["links"]), "methods": facts["methods"],
-        "height": int(facts["height"]), "screenshot": None if screenshot is None else Path(screenshot),
+        "height": int(facts["height"]), "width": int(facts["width"]), "viewport_width": int(facts["viewport"]),
+        "screenshot": None if screenshot is None else Path(screenshot),
     }
 
-
-def screenshot_report(html_path: Path, out_png: Path) -> None:
-    """Save a full-page PNG of the report (no checks): for the pipeline to keep beside the report."""
-    html_path = Path(html_path).resolve()
-    if not html_path.is_file():
-        raise FileNotFoundError(html_path)
-    with _chromium() as driver:
-        driver.get(html_path.as_uri())
-        _save_full_page(driver, int(driver.execute_script("return document.documentElement.scrollHeight")), Path(out_png))

@@ -1,17 +1,24 @@
-"""A self-contained HTML report of a run: tables inline, plots linked beside it."""
+"""A self-contained HTML report of a run: tables inline, plots linked beside it.
+
+Every table sits in its own horizontally scrolling box (its first column pinned), so a wide table
+never widens the page; a missing value (null or NaN) reads as an en dash.
+"""
 
 from __future__ import annotations
 
 import html
+import math
 from datetime import datetime, timezone
 
 import polars as pl
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
-td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+.scroll{overflow-x:auto;max-width:100%;margin:.5em 0 1.5em}
+table{border-collapse:separate;border-spacing:0;font-size:.9em}
+td,th{border:solid #ccc;border-width:0 1px 1px 0;padding:.25em .6em;text-align:right;white-space:nowrap;background:#fff}
+tr:first-child>*{border-top-width:1px} th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left;position:sticky;left:0;border-left-width:1px}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 .note{color:#555;font-size:.9em}
 """
@@ -23,19 +30,33 @@ def main_methods(column: str = "method") -> pl.Expr:
     return ~pl.col(column).str.starts_with("zero_shot_") | (pl.col(column) == "zero_shot_ensemble")
 
 
-def table_html(df: pl.DataFrame, digits: int = 3, max_rows: int = 60) -> str:
+MISSING = "\u2013"  # an en dash: what a table shows for a missing value (null, NaN)
+
+
+def number(v: float | None, spec: str) -> str:
+    """``v`` formatted with ``spec`` (``".3f"``, ``"+.3f"``, ``".3g"``), or :data:`MISSING` when it is
+    None or NaN: a single-repeat row has no std over repeats, and a reader should see a dash, not ``nan``."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return MISSING
+    return f"{v:{spec}}"
+
+
+def table_html(df: pl.DataFrame, digits: int = 3, max_rows: int = 60, float_spec: str | None = None) -> str:
+    """``df`` as an HTML table in a box that scrolls sideways when the table is wider than the page.
+    Floats get ``float_spec`` (default: ``digits`` decimals); missing values read :data:`MISSING`."""
     if df.height == 0:
         return "<p class='note'>(empty)</p>"
+    spec = float_spec or f".{digits}f"
 
     def cell(v: object) -> str:
-        if isinstance(v, float):
-            return f"{v:.{digits}f}"
-        return html.escape("" if v is None else str(v))
+        if v is None or isinstance(v, float):
+            return number(v, spec)
+        return html.escape(str(v))
 
     head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
     rows = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in df.head(max_rows).iter_rows())
     more = f"<p class='note'>{df.height - max_rows} more rows in the CSV.</p>" if df.height > max_rows else ""
-    return f"<table><tr>{head}</tr>{rows}</table>{more}"
+    return f"<div class='scroll'><table><tr>{head}</tr>{rows}</table></div>{more}"
 
 
 def expert_matrix(expert_metrics: pl.DataFrame, metric: str = "srocc") -> pl.DataFrame:
@@ -106,9 +127,10 @@ def is_ceiling(table: pl.DataFrame) -> pl.Expr:
 
 
 def _interval(mean: float | None, low: float | None, high: float | None) -> str:
-    """``0.437 [0.327, 0.525]``; the bracket is left out when there is no interval (NaN or missing)."""
+    """``0.437 [0.327, 0.525]``; the bracket is left out when there is no interval (NaN or missing),
+    and a missing mean reads :data:`MISSING`."""
     if mean is None or mean != mean:
-        return ""
+        return MISSING
     if low is None or high is None or low != low or high != high:
         return f"{mean:.3f}"
     return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
@@ -170,12 +192,23 @@ def seconds_per_person(timings: pl.DataFrame) -> pl.DataFrame:
     return wide.rename({c: f"seconds, k={c}" for c in wide.columns if c != "method"}).sort("method")
 
 
+def best_method(vs_reference: pl.DataFrame, default: str) -> str:
+    """The method with the largest mean gain over the reference at the largest k, among those run on
+    every person there (a sampled method is not the best on a few); ``default`` when none is paired."""
+    if vs_reference.height == 0:
+        return default
+    top = vs_reference.filter(pl.col("k") == vs_reference["k"].max())
+    return top.filter(pl.col("people") == top["people"].max()).sort("mean_diff", descending=True)["method"][0]
+
+
 def method_comparison_section(
-    summary: pl.DataFrame, timings: pl.DataFrame, prompt_ablation: pl.DataFrame | None = None
+    summary: pl.DataFrame, timings: pl.DataFrame, prompt_ablation: pl.DataFrame | None = None,
+    best_gains_shown_above: str | None = None,
 ) -> str:
     """Methods side by side: mean SROCC per k with its interval (ceilings marked), the best method
     at each k, accuracy against cost, who gains person by person, seconds per person and, when
-    given, the prompt ablation."""
+    given, the prompt ablation. ``best_gains_shown_above`` names the best method when its gains
+    figure is the one the report already shows (the deployed method's): it is not shown twice."""
     if summary.height:
         out = (
             "<p>Mean SROCC over held-out people with a 95 % bootstrap interval over people (each person's "
@@ -190,10 +223,12 @@ def method_comparison_section(
         "<h3>Accuracy against cost</h3>"
         "<img src='personalization/cost.png' alt='mean SROCC against seconds per person'>"
         "<h3>Who gains, person by person: the best method over the zero-shot ensemble</h3>"
-        "<img src='personalization/best_gains.png' alt='per-person SROCC gain of the best method'>"
-        "<h3>Seconds per person</h3><p class='note'>One run is one person and one repeat, a method's "
+        + (f"<p>The best method is {html.escape(best_gains_shown_above)}, the deployed one: its gains are "
+           "the figure under Personalization.</p>" if best_gains_shown_above else
+           "<img src='personalization/best_gains.png' alt='per-person SROCC gain of the best method'>")
+        + "<h3>Seconds per person</h3><p class='note'>One run is one person and one repeat, a method's "
         "shared work shared out over its runs; seconds on this machine, they change from machine to machine.</p>"
-        + table_html(seconds.with_columns(pl.col(pl.Float64).map_elements(lambda v: f"{v:.3g}", return_dtype=pl.String)))
+        + table_html(seconds, float_spec=".3g")
     )
     if prompt_ablation is not None:
         out += "<h3>Prompt ablation</h3>" + table_html(prompt_ablation)
@@ -211,8 +246,8 @@ def versus_reference_section(table: pl.DataFrame, reference: str) -> str:
         verdict = ("beats" if lo > 0 else "is below") if (lo > 0 or hi < 0) else "does not clearly beat"
         lines.append(
             f"<li><b>{html.escape(r['method'])}</b> {verdict} {html.escape(reference)} at k = {r['k']}: "
-            f"{r['mean_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] over {r['people']} people "
-            f"({r['wins']} wins / {r['losses']} losses, Wilcoxon p = {r['wilcoxon_p']:.2g}).</li>"
+            f"{number(r['mean_diff'], '+.3f')} [{number(lo, '+.3f')}, {number(hi, '+.3f')}] over {r['people']} people "
+            f"({r['wins']} wins / {r['losses']} losses, Wilcoxon p = {number(r['wilcoxon_p'], '.2g')}).</li>"
         )
     return (f"<h3>Against {html.escape(reference)}, paired over people</h3><ul>" + "".join(lines) + "</ul>"
             + table_html(table))

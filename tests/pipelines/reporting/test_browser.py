@@ -1,11 +1,15 @@
-"""The HTML report read in headless Chromium: images load, the summary lists each method, links lead
-somewhere, a full-page screenshot is written; a missing plot or method is named in the error."""
+"""The HTML report read in headless Chromium: images load and show once, the summary lists each method,
+links lead somewhere, nothing runs off the right edge, a full-page screenshot is written; each problem is
+named in the error. Where no browser is installed the pipeline says so and goes on."""
 
 from __future__ import annotations
 
+import base64
+import importlib.util
+import os
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -14,54 +18,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 import pytest  # noqa: E402
 
-from aestimo.evaluation.browser import CHROMEDRIVER, CHROMIUM, ReportCheckError, _link_failures, check_report  # noqa: E402
-from aestimo.evaluation.report import build_html, method_comparison_section  # noqa: E402
-from aestimo.pipelines.reporting.nodes import build_report  # noqa: E402
+from aestimo.evaluation import browser  # noqa: E402
+from aestimo.evaluation.browser import ReportCheckError, _duplicate_figures, _link_failures, check_report  # noqa: E402
+from aestimo.evaluation.report import build_html, method_comparison_section, table_html  # noqa: E402
+from aestimo.pipelines.reporting.nodes import build_report, check_report_in_browser  # noqa: E402
+from tests.pipelines.reporting.report_inputs import SHOWN, SUMMARY, report_inputs  # noqa: E402
 
+WHY_NOT = browser.browser_unavailable()
 needs_chromium = pytest.mark.skipif(
-    not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
-    reason=f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); .ci/run installs them",
+    WHY_NOT is not None, reason=f"needs Chromium and chromedriver to render the report: {WHY_NOT}; .ci/run installs them"
 )
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SUMMARY = pl.DataFrame({
-    "method": ["layerwise_rank", "zero_shot_ensemble", "zero_shot_ava", "mixing_ceiling"] * 2,
-    "k": [10] * 4 + [100] * 4,
-    "people": [6, 6, 6, 6, 5, 5, 5, 5],
-    "srocc_mean": [0.5, 0.4, 0.3, 0.7, 0.6, 0.4, 0.3, 0.8],
-    "srocc_ci_low": [0.45, 0.35, 0.25, 0.65, 0.55, 0.35, 0.25, 0.75],
-    "srocc_ci_high": [0.55, 0.45, 0.35, 0.75, 0.65, 0.45, 0.35, 0.85],
-    "ceiling": [False, False, False, True] * 2,
-})
-SHOWN = ["layerwise_rank", "zero_shot_ensemble", "mixing_ceiling"]  # the summary's main rows
-
-
-def report_inputs() -> dict[str, Any]:
-    """build_report's arguments, by name: the one place to change when its signature grows."""
-    return {
-        "ingest_counts": pl.DataFrame({"source": ["ava"], "images": [3]}),
-        "world_statistics": pl.DataFrame(),
-        "expert_metrics": pl.DataFrame({"expert": ["ava"], "source": ["ava"], "srocc": [0.6]}),
-        "task_vector_similarity": pl.DataFrame({"source_a": ["ava"], "source_b": ["ava"], "cosine": [1.0]}),
-        "personalization_summary": SUMMARY,
-        "personalization_summary_by_source": SUMMARY.with_columns(pl.lit("flickr_aes").alias("source")),
-        "personalization_comparisons": pl.DataFrame(
-            {"method": ["layerwise_rank"], "versus": ["zero_shot_ensemble"], "k": [10], "wilcoxon_p": [0.04]}
-        ),
-        "personalization_vs_reference": pl.DataFrame(
-            {"method": ["layerwise_rank"], "versus": ["zero_shot_ensemble"], "k": [10], "people": [5], "mean_diff": [0.1],
-             "diff_ci_low": [0.05], "diff_ci_high": [0.15], "wins": [4], "losses": [1], "ties": [0], "wilcoxon_p": [0.06]}),
-        "personalization_timings": pl.DataFrame({"method": ["layerwise_rank"], "k": [10], "seconds_per_run": [1.5]}),
-        "chosen_settings": pl.DataFrame({"value": [0.1], "k": [10], "people": [5], "srocc_mean": [0.35], "chosen": [True]}),
-        "long_tail_metrics": pl.DataFrame({
-            "expert": ["ava"] * 4, "variant": ["plain"] * 4, "segment": ["all", "low", "middle", "high"],
-            "n": [10, 2, 6, 2], "mae": [0.5, 1.1, 0.2, 1.3], "plcc": [0.6] * 4, "srocc": [0.6] * 4,
-        }),
-        "long_tail_ablation": pl.DataFrame({"expert": ["ava"], "variant": ["round: none"]}),
-        "apds_people": pl.DataFrame({"beta": [5.0], "t": [0.3], "mae": [0.4], "chosen": [True]}),
-        "self_training_summary": pl.DataFrame({"method": ["instant"], "k": [10], "people": [7], "srocc_mean": [0.3]}),
-        "self_training_comparisons": pl.DataFrame({"method": ["instant+self_training"], "versus": ["instant"]}),
-        "personalize_params": {"methods": {"layerwise_rank": {"method": "task_vectors"}}, "protocol": "browser test"},
-    }
+SCROLL_BOX = "<div class='scroll'>"
 
 
 class _ImageSources(HTMLParser):
@@ -75,23 +43,35 @@ class _ImageSources(HTMLParser):
             self.sources.append(src)
 
 
-def write_with_plots(html: str, folder: Path) -> tuple[Path, list[Path]]:
-    """Write report.html and, beside it, a tiny real PNG for every image it shows."""
+def image_sources(html: str) -> list[str]:
     parser = _ImageSources()
     parser.feed(html)
-    assert parser.sources, "the report shows no image"
-    pngs = []
-    for src in dict.fromkeys(parser.sources):
-        png = folder / src
-        png.parent.mkdir(parents=True, exist_ok=True)
-        fig, ax = plt.subplots(figsize=(2, 1), dpi=40)
-        ax.plot([0, 1], [0, 1])
-        fig.savefig(png)
-        plt.close(fig)
-        pngs.append(png)
+    return parser.sources
+
+
+def tiny_png(path: Path, slope: float) -> Path:
+    """A real, small PNG; plots of different ``slope`` differ in their bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(2, 1), dpi=40)
+    ax.plot([0, 1], [0, slope])
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_with_plots(html: str, folder: Path) -> tuple[Path, list[Path]]:
+    """Write report.html and, beside it, a tiny real PNG, different for each, for every image it shows."""
+    sources = image_sources(html)
+    assert sources, "the report shows no image"
+    pngs = [tiny_png(folder / src, slope) for slope, src in enumerate(dict.fromkeys(sources), start=1)]
     page = folder / "report.html"
     page.write_text(html, encoding="utf-8")
     return page, pngs
+
+
+def wide_summary() -> pl.DataFrame:
+    """The summary's methods with 40 number columns: wider than any window."""
+    return pl.DataFrame({"method": SHOWN, **{f"metric_number_{i}": [0.123456] * len(SHOWN) for i in range(40)}})
 
 
 @pytest.fixture
@@ -104,7 +84,8 @@ def test_report_renders_with_every_image_and_method_and_a_screenshot(report, tmp
     page, pngs = report
     shot = tmp_path / "shots" / "report.png"
     result = check_report(page, SHOWN, screenshot=shot)
-    assert result["images"] >= len(pngs) and set(SHOWN) <= set(result["methods"])
+    assert result["images"] == len(pngs) and set(SHOWN) <= set(result["methods"])  # each plot shown once
+    assert result["width"] <= result["viewport_width"] == browser.WIDTH
     data = shot.read_bytes()
     assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
     width = int.from_bytes(data[16:20], "big")  # the IHDR chunk: width, then height
@@ -122,6 +103,56 @@ def test_a_missing_plot_and_a_missing_method_are_named(report):
     message = str(err.value)
     assert "personalization/gains.png" in message and "ghost_method" in message
     assert len(err.value.failures) == 2  # nothing else is reported
+
+
+@needs_chromium
+def test_a_wide_table_passes_in_its_scroll_box_and_fails_without_it(tmp_path):
+    good = build_html([("Personalization", table_html(wide_summary()))], "browser test")
+    assert good.count(SCROLL_BOX) == 1
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "report.html").write_text(good, encoding="utf-8")
+    result = check_report(tmp_path / "good" / "report.html", SHOWN)
+    assert result["width"] == result["viewport_width"]  # the box scrolls, the page does not
+
+    bad = good.replace(SCROLL_BOX, "<div>")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "report.html").write_text(bad, encoding="utf-8")
+    with pytest.raises(ReportCheckError) as err:
+        check_report(tmp_path / "bad" / "report.html", SHOWN)
+    [failure] = err.value.failures
+    assert f"px wide in a {browser.WIDTH} px window" in failure and "<table> under 'Personalization'" in failure
+
+
+@needs_chromium
+def test_a_figure_shown_twice_fails_by_name_by_content_and_inline(tmp_path):
+    a, b, c = (tiny_png(tmp_path / f"{name}.png", slope) for slope, name in enumerate("abc", start=1))
+    shutil.copy(a, tmp_path / "a_again.png")
+    inline_b, inline_c = ("data:image/png;base64," + base64.b64encode(p.read_bytes()).decode() for p in (b, c))
+    table = table_html(pl.DataFrame({"method": SHOWN}))
+
+    def check(*sources: str) -> list[str]:
+        page = tmp_path / "report.html"
+        images = "".join(f"<img src='{src}' alt='plot'>" for src in sources)
+        page.write_text(build_html([("Personalization", table + images)], "browser test"), encoding="utf-8")
+        try:
+            check_report(page, SHOWN)
+        except ReportCheckError as err:
+            return err.failures
+        return []
+
+    assert check("a.png", "b.png", inline_c) == []  # three different plots, one of them inline
+    assert check("a.png", "b.png", "a.png") == ["figure 'a.png' is shown 2 times"]
+    assert check("a.png", "a_again.png") == ["figures 'a.png', 'a_again.png' are the same image, shown 2 times"]
+    [inline_twice] = check(inline_c, "a.png", inline_c)
+    assert inline_twice == f"figure '{inline_c[:60]}...' is shown 2 times"
+    [file_and_inline] = check("b.png", inline_b)
+    assert file_and_inline.startswith("figures 'b.png', 'data:image/png;base64,") and "same image" in file_and_inline
+
+
+def test_duplicate_figures_are_keyed_by_address_when_no_file_is_there():
+    images = [{"src": "x.png", "url": "file:///nowhere/x.png"}, {"src": "x.png", "url": "file:///nowhere/x.png"},
+              {"src": "y.png", "url": "file:///nowhere/y.png"}, {"src": None, "url": ""}]
+    assert _duplicate_figures(images) == ["figure 'x.png' is shown 2 times"]
 
 
 @needs_chromium
@@ -152,3 +183,42 @@ def test_broken_links_are_found_on_disk_and_by_id(tmp_path):
     failures = _link_failures(tmp_path / "report.html", links, {"summary"})
     assert len(failures) == 2
     assert "plots/missing.csv" in failures[0] and "nowhere" in failures[1]
+
+
+def run_node(folder: Path) -> dict:
+    """The pipeline's check node on a report written where the parameters say."""
+    html = build_report(**report_inputs())
+    page, _ = write_with_plots(html, folder)
+    return check_report_in_browser(html, SUMMARY, {"report_path": str(page)})
+
+
+def test_without_chromium_the_node_records_why_and_the_run_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(browser, "CHROMIUM_NAMES", ("no-such-chromium-here",))
+    result = run_node(tmp_path)
+    assert result["checked"] is False
+    assert "Chromium (none of no-such-chromium-here on PATH)" in result["reason"]
+    assert "apt-get install chromium chromium-driver" in result["reason"]
+    assert not (tmp_path / "report.png").exists()
+
+
+@pytest.mark.skipif(
+    shutil.which("chromedriver") is None or importlib.util.find_spec("selenium") is None,
+    reason="needs chromedriver on PATH and selenium to start a (broken) Chromium",
+)
+def test_a_chromium_that_does_not_start_is_recorded_not_raised(tmp_path, monkeypatch):
+    fake = tmp_path / "bin" / "broken-chromium"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(browser, "CHROMIUM_NAMES", ("broken-chromium",))
+    result = run_node(tmp_path / "report")
+    assert result["checked"] is False and f"{fake} did not start" in result["reason"]
+
+
+@needs_chromium
+def test_the_node_checks_a_good_report_and_keeps_a_screenshot_beside_it(tmp_path):
+    result = run_node(tmp_path)
+    assert result["checked"] is True and set(SHOWN) <= set(result["methods"])
+    assert result["width"] <= result["viewport_width"]
+    assert Path(result["screenshot"]) == tmp_path / "report.png" and (tmp_path / "report.png").is_file()

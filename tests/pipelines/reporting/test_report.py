@@ -1,9 +1,20 @@
-"""The HTML report: tables render, the expert matrix pivots, the protocol is named."""
+"""The HTML report: tables render (each in its own scrolling box, a dash for a missing value), the
+expert matrix pivots, the protocol is named, no plot is shown twice."""
+
+import re
 
 import polars as pl
 
+from aestimo.evaluation.report import (
+    MISSING,
+    comparison_table,
+    expert_matrix,
+    method_comparison_section,
+    table_html,
+    versus_reference_section,
+)
 from aestimo.pipelines.reporting.nodes import build_report
-from aestimo.evaluation.report import expert_matrix, table_html
+from tests.pipelines.reporting.report_inputs import SUMMARY, report_inputs
 
 
 def test_table_html_formats_and_escapes():
@@ -61,3 +72,54 @@ def test_report_names_the_protocol_and_every_section():
     assert "round: tfa+flsa+apds" in html and "instant+self_training" in html  # the ablation and the people's rows
     assert "self_training/scatter.png" in html and "self_training/apds_heatmap.png" in html
     assert "1.100" in html and "0.900" in html  # the low segment's MAE, plain and self-trained, side by side
+
+
+def test_missing_values_read_as_a_dash_in_a_scrolling_box():
+    t = pl.DataFrame({"method": ["one_repeat", None], "srocc_std": [float("nan"), 0.01], "people": [None, 4],
+                      "seconds": [None, 2.0]})
+    out = table_html(t)
+    assert out.startswith("<div class='scroll'><table>") and out.count("<table>") == 1
+    assert MISSING == "\u2013" and out.count(f"<td>{MISSING}</td>") == 4
+    assert "nan" not in out.lower() and "None" not in out and "<td>0.010</td>" in out and "<td>4</td>" in out
+    assert "<td>2</td>" in table_html(t, float_spec=".3g")
+
+
+def test_a_method_without_a_figure_at_some_k_reads_a_dash():
+    summary = SUMMARY.filter(~((pl.col("method") == "layerwise_rank") & (pl.col("k") == 100)))
+    row = comparison_table(summary.with_columns(
+        pl.when(pl.col("method") == "zero_shot_ensemble").then(float("nan")).otherwise(pl.col("srocc_mean")).alias("srocc_mean")
+    ))
+    layerwise = row.filter(pl.col("method") == "layerwise_rank").row(0, named=True)
+    assert layerwise["SROCC [95 % CI], k=10"] == "0.500 [0.450, 0.550]" and layerwise["SROCC [95 % CI], k=100"] is None
+    assert set(row.filter(pl.col("method") == "zero_shot_ensemble")["SROCC [95 % CI], k=10"]) == {MISSING}
+    timings = pl.DataFrame({"method": ["a", "b"], "k": [10, 100], "seconds_per_run": [0.01234, 2.0]})
+    seconds = method_comparison_section(summary, timings).split("Seconds per person")[1]
+    assert "<td>0.0123</td>" in seconds and seconds.count(f"<td>{MISSING}</td>") == 2  # a at k=100, b at k=10
+
+
+def test_a_pairing_without_a_p_value_reads_a_dash():
+    t = pl.DataFrame({"method": ["m"], "versus": ["ref"], "k": [10], "people": [3], "mean_diff": [0.0], "diff_ci_low": [0.0],
+                      "diff_ci_high": [0.0], "wins": [0], "losses": [0], "ties": [3], "wilcoxon_p": [float("nan")]})
+    out = versus_reference_section(t, "ref")
+    assert f"Wilcoxon p = {MISSING})" in out and "nan" not in out
+
+
+def test_every_table_scrolls_in_its_box_and_every_plot_is_shown_once():
+    html = build_report(**report_inputs())
+    assert html.count("<table>") == html.count("<div class='scroll'><table>") > 5
+    sources = re.findall(r"<img src='([^']+)'", html)
+    assert len(sources) == len(set(sources)) and "personalization/cost.png" in sources
+
+
+def test_the_best_methods_gains_are_drawn_once_even_when_it_is_the_deployed_method():
+    inputs = report_inputs()
+    vs = inputs["personalization_vs_reference"]
+    other = vs.with_columns(pl.lit("other").alias("method"), pl.lit(0.2).alias("mean_diff"))
+    sampled = vs.with_columns(pl.lit("sampled").alias("method"), pl.lit(0.9).alias("mean_diff"), pl.lit(2).alias("people"))
+    inputs["personalization_vs_reference"] = pl.concat([vs, other, sampled], how="vertical_relaxed")  # best on every person: other
+    shown = build_report(**inputs)
+    assert "<img src='personalization/best_gains.png'" in shown and "<img src='personalization/gains.png'" in shown
+    inputs["personalization_vs_reference"] = pl.concat([vs, sampled], how="vertical_relaxed")  # the deployed layerwise_rank is the best
+    once = build_report(**inputs)
+    assert "best_gains.png" not in once and "<img src='personalization/gains.png'" in once
+    assert "The best method is layerwise_rank, the deployed one" in once

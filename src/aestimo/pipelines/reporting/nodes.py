@@ -9,8 +9,9 @@ from typing import Any
 import polars as pl
 
 from aestimo import config
-from aestimo.evaluation.browser import check_report, chromium_available
+from aestimo.evaluation.browser import BrowserUnavailable, check_report
 from aestimo.evaluation.report import (
+    best_method,
     build_html,
     expert_matrix,
     long_tail_section,
@@ -44,6 +45,7 @@ def build_report(
     """The run's HTML report (plots are the PNGs written beside it, under 08_reporting)."""
     p = config.parse("personalize", personalize_params)
     main = personalization_summary.filter(main_methods("method"))
+    best = best_method(personalization_vs_reference, p.deploy_method)  # the one personalization/best_gains.png draws
     sections = [
         (
             "Personalization",
@@ -58,9 +60,6 @@ def build_report(
             + "<img src='personalization/summary.png' alt='summary plot'>"
             + f"<h3>Who gains: {p.deploy_method} over the zero-shot ensemble, person by person</h3>"
             + "<img src='personalization/gains.png' alt='per-person gains'>"
-            + "<h3>Accuracy against cost</h3><p>Seconds per person on this machine (a method's shared "
-            "work, e.g. instant's feature pass, shared out over its runs); they change from machine to machine.</p>"
-            + "<img src='personalization/cost.png' alt='SROCC against seconds per person'>"
             + f"<h3>{p.deploy_method} against each other method, on the same runs</h3>"
             "<p>Paired over people (repeats averaged first): mean SROCC difference with its bootstrap "
             "interval, wins / losses / ties over people, and a two-sided Wilcoxon signed-rank p-value "
@@ -83,6 +82,7 @@ def build_report(
             method_comparison_section(
                 main, personalization_timings.filter(main_methods("method")),
                 personalization_summary.filter(pl.col("method").str.starts_with("aesmamba_p")),
+                best_gains_shown_above=best if best == p.deploy_method and p.reference_method == "zero_shot_ensemble" else None,
             )
             + versus_reference_section(personalization_vs_reference, p.reference_method),
         ),
@@ -113,15 +113,18 @@ def build_report(
 
 
 def check_report_in_browser(report: str, personalization_summary: pl.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
-    """The written report rendered in headless Chromium: every image loaded, a summary row for every
-    method, no broken link; a full-page screenshot beside it (``report.png``). Skipped, with the
-    reason in the result, where Chromium is not installed (a plain install has no browser)."""
+    """The written report rendered in headless Chromium: every image loaded and shown once, a summary
+    row for every method, no broken link, nothing wider than the window; a full-page screenshot beside
+    it (``report.png``). A report that fails raises :class:`ReportCheckError`. Where no browser can be
+    started (Chromium or its driver not installed, or Chromium failing to start) the run goes on and
+    the result says ``checked: false`` with what is missing and how to install it."""
     html = Path(params["report_path"])
-    if not chromium_available():
-        log.warning("report not checked in a browser: Debian's chromium and chromium-driver (and selenium) are not installed")
-        return {"checked": False, "reason": "chromium, chromium-driver or selenium not installed"}
     if not html.exists() or html.read_text() != report:
         raise RuntimeError(f"{html} is not the report this run wrote; set reporting.report_path to the catalog's report file")
     shown = personalization_summary.filter(main_methods("method"))["method"].unique().to_list()
-    facts = check_report(html, shown, html.with_name("report.png"))
+    try:
+        facts = check_report(html, shown, html.with_name("report.png"))
+    except BrowserUnavailable as absent:
+        log.warning("report not checked in a browser: %s", absent)
+        return {"checked": False, "reason": str(absent)}
     return {"checked": True, **{k: (str(v) if isinstance(v, Path) else v) for k, v in facts.items()}}
