@@ -13,6 +13,8 @@ metric that is undefined (an empty segment, a single image, a constant input) is
 
 from __future__ import annotations
 
+import textwrap
+
 from typing import Any
 
 import matplotlib
@@ -183,7 +185,7 @@ def plot_segment_mae(table: pl.DataFrame, title: str) -> plt.Figure:
     ax.margins(y=0.12)  # room for the value labels
     ax.set_xlabel("segment of the true score")
     ax.set_ylabel("MAE")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, int(9 * fig.get_figwidth())))  # a narrow figure wraps its title, never cuts it
     if variants:
         ax.legend(fontsize=8)
     fig.tight_layout()

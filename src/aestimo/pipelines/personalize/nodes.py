@@ -20,7 +20,7 @@ from aestimo import config  # noqa: E402
 from aestimo.bundle import TensorBundle  # noqa: E402
 from aestimo.data.images import CachedImages, pixels_of  # noqa: E402
 from aestimo.evaluation import people  # noqa: E402
-from aestimo.evaluation.report import main_methods, run_seconds  # noqa: E402
+from aestimo.evaluation.report import best_method, main_methods, run_seconds  # noqa: E402
 from aestimo.models.theta0 import normalisation  # noqa: E402
 from aestimo.personalization.field_data import profiles_by_person  # noqa: E402
 from aestimo.personalization.instant import export_features  # noqa: E402
@@ -208,12 +208,7 @@ def plot_best_gains(personalization_vs_reference: pl.DataFrame, personalization_
     """The same per-person gains for the best method: the largest mean gain over the reference at the
     largest k among the methods run on every person there (a sampled method is not the best on a few)."""
     p = config.parse("personalize", params)
-    t = personalization_vs_reference
-    best = p.deploy_method
-    if t.height:
-        top = t.filter(pl.col("k") == t["k"].max())
-        top = top.filter(pl.col("people") == top["people"].max()).sort("mean_diff", descending=True)
-        best = top["method"][0]
+    best = best_method(personalization_vs_reference, p.deploy_method)
     return _gains_figure(personalization_metrics, best, p.reference_method)
 
 
@@ -251,6 +246,7 @@ def plot_cost(summary: pl.DataFrame, timings: pl.DataFrame, params: dict[str, An
         for xi, yi, name in zip(x, t["srocc_mean"].to_numpy(), t["method"].to_list()):
             ax.annotate(name, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
+        ax.margins(x=0.15)  # room for the labels of the right-most points
         ax.set_title(f"k = {k}")
         ax.set_xlabel("seconds per person (this machine)")
     axes[0][0].set_ylabel("mean SROCC over people")
