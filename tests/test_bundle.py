@@ -1,5 +1,6 @@
 """Tensor bundles: safetensors round trip, atomic save, a mapping with a short repr, clear errors."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -32,8 +33,8 @@ def test_a_bundle_written_in_place_is_mapped_moved_into_place_and_equal_to_a_sav
     feats = torch.randn(5, 7)
     with BundleWriter(tmp_path / "scratch", {"pixels": (torch.uint8, (5, 3, 4, 4)), "f": (torch.float32, (5, 7))}, {"ids": list("abcde")}) as w:
         for i in range(0, 5, 2):  # block by block, as a feature pass writes
-            w.array("pixels")[i : i + 2] = pixels[i : i + 2].numpy()
-            w.array("f")[i : i + 2] = feats[i : i + 2].numpy()
+            w.rows("pixels")[i : i + 2] = pixels[i : i + 2].numpy()
+            w.rows("f")[i : i + 2] = feats[i : i + 2].numpy()
     written = w.bundle
     assert written.scratch and written.path.parent == tmp_path / "scratch"
     save_bundle(written, tmp_path / "store.safetensors")  # moves the file: never loads it whole
@@ -47,12 +48,23 @@ def test_a_bundle_written_in_place_is_mapped_moved_into_place_and_equal_to_a_sav
     assert mapped_origin(mapped["pixels"][1:]) is None and mapped_origin(plain["pixels"]) is None
 
 
+def test_rows_written_in_place_must_fit_their_place(tmp_path):
+    from aestimo.bundle import BundleWriter
+
+    with BundleWriter(tmp_path, {"f": (torch.float32, (4, 3))}) as w:
+        out = w.rows("f")
+        with pytest.raises(ValueError, match="rows 1..3"):
+            out[1:3] = np.zeros((2, 4), dtype=np.float32)  # rows of 4, not 3
+        out[3] = np.arange(3)  # converted to the tensor's dtype
+    assert torch.equal(load_bundle(w.bundle.path)["f"][3], torch.arange(3.0))
+
+
 def test_a_failed_in_place_write_leaves_nothing_behind(tmp_path):
     from aestimo.bundle import BundleWriter
 
     with pytest.raises(RuntimeError):
         with BundleWriter(tmp_path, {"p": (torch.uint8, (3,))}) as w:
-            w.array("p")[:1] = 1
+            w.rows("p")[:1] = 1
             raise RuntimeError("decode failed")
     assert not list(tmp_path.iterdir())
 

@@ -187,8 +187,8 @@ class BundleWriter:
     """A bundle written in place, block by block, for tables larger than memory.
 
     ``specs`` gives each tensor's dtype and shape up front; the file is laid out at once
-    (in ``folder``, under a temporary name) and :meth:`array` maps a tensor for writing
-    (several threads or processes may fill disjoint rows). Leaving the ``with`` block
+    (in ``folder``, under a temporary name) and :meth:`rows` writes a tensor's rows in place
+    (several threads may fill disjoint rows). Leaving the ``with`` block
     without an error returns the finished bundle, mapped and marked as scratch
     (:func:`save_bundle` moves it into place); an error removes the file, so nothing
     half-written is left that looks complete.
@@ -215,28 +215,60 @@ class BundleWriter:
             f.truncate(8 + len(raw) + offset)
         self.start, self.header = 8 + len(raw), header
         self.bundle: TensorBundle | None = None
-        self._maps: list[np.ndarray] = []
+        self._writers: list[RowWriter] = []
 
-    def array(self, key: str) -> np.ndarray:
-        """Tensor ``key`` of the file, mapped for writing (flushed when the ``with`` block ends)."""
-        out = _map(self.path, self.start, self.header[key], mode="r+")
-        self._maps.append(out)
+    def rows(self, key: str) -> RowWriter:
+        """Tensor ``key`` of the file, written row by row (``out[i] = row``, ``out[a:b] = block``)
+        with ``os.pwrite``: unlike a map, the rows written never count in the process's memory."""
+        spec = self.header[key]
+        out = RowWriter(self.path, self.start + spec["data_offsets"][0], tuple(spec["shape"]), np.dtype(_NUMPY_OF[spec["dtype"]]))
+        self._writers.append(out)
         return out
 
     def __enter__(self) -> BundleWriter:
         return self
 
     def __exit__(self, kind, err, tb) -> None:
-        maps, self._maps = self._maps, []
+        for w in self._writers:
+            w.close()
         if kind is not None:
             self.path.unlink(missing_ok=True)
             return
-        for m in maps:
-            if isinstance(m, np.memmap):
-                m.flush()
-        del maps
         self.bundle = _mapped_bundle(self.path)
         self.bundle.scratch = True
+
+
+class RowWriter:
+    """Rows of one tensor of a file laid out by :class:`BundleWriter`, written in place with
+    ``os.pwrite`` (threads may write disjoint rows at once: each call names its own offset)."""
+
+    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype: np.dtype):
+        self.path, self.offset, self.shape, self.dtype = path, offset, shape, dtype
+        self._row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        self._fd = os.open(path, os.O_WRONLY)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __setitem__(self, index: int | slice, value) -> None:
+        start, stop = (index, index + 1) if isinstance(index, int) else index.indices(len(self))[:2]
+        if isinstance(index, slice) and index.step not in (None, 1):
+            raise IndexError("RowWriter writes consecutive rows only")
+        data = np.ascontiguousarray(value, dtype=self.dtype)
+        if data.size * self.dtype.itemsize != (stop - start) * self._row_bytes or not 0 <= start <= stop <= len(self):
+            raise ValueError(f"rows {start}..{stop} of {self.path.name}: got {data.shape}, rows are {self.shape[1:]}")
+        view, at = memoryview(data).cast("B"), self.offset + start * self._row_bytes
+        while len(view):  # pwrite may write less than asked
+            done = os.pwrite(self._fd, view, at)
+            view, at = view[done:], at + done
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class StoredRows:

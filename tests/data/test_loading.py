@@ -17,7 +17,7 @@ def store(tmp_path):
     gen = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (37, 3, 40, 40), dtype=torch.uint8, generator=gen)
     with BundleWriter(tmp_path, {"pixels": (torch.uint8, tuple(pixels.shape))}, {}) as writer:
-        writer.array("pixels")[:] = pixels.numpy()
+        writer.rows("pixels")[:] = pixels.numpy()
     path = writer.bundle.path
     return pixels, StoredRows(path, "pixels")
 

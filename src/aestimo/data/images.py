@@ -95,7 +95,7 @@ def build_store(
     is left behind."""
     meta = {"image_ids": list(image_ids), "size": size}
     with BundleWriter(folder, {"pixels": (torch.uint8, (len(paths), 3, size, size))}, meta) as writer:
-        _decode_into(writer.array("pixels"), image_ids, paths, size, workers, progress)
+        _decode_into(writer.rows("pixels"), image_ids, paths, size, workers, progress)
     return writer.bundle
 
 

@@ -62,7 +62,7 @@ def compute_backbone_features(theta0: TensorBundle, image_cache: TensorBundle, p
     pixels = pixels_of(image_cache)
     specs = {"features": (torch.float32, (len(pixels), scorer.embed_dim))}
     with BundleWriter(p.store_dir, specs, {"image_ids": image_cache.meta["image_ids"]}) as writer:
-        embed(scorer, pixels, theta0.meta["input_size"], normalisation(theta0), out=writer.array("features"), precision=p.precision,
+        embed(scorer, pixels, theta0.meta["input_size"], normalisation(theta0), out=writer.rows("features"), precision=p.precision,
               loader_workers=p.loader_workers)
     return writer.bundle
 
