@@ -1,5 +1,6 @@
 """The per-source pipelines follow the run's own parameters (``--env``, ``--params experts.sources``),
-with no KEDRO_ENV; a source that experts and ingest disagree on stops the run with one line."""
+with no KEDRO_ENV; a source that experts and ingest disagree on stops the run with one line. Each
+stage is a modular pipeline (a namespace) whose datasets keep their names."""
 
 import os
 import subprocess
@@ -11,7 +12,8 @@ from kedro.framework.session import KedroSession
 from kedro.runner import SequentialRunner
 from omegaconf import OmegaConf
 
-from aestimo.hooks import InvalidSettings, source_problems
+from aestimo.hooks import InvalidSettings, NodeTimingHooks, source_problems
+from aestimo.pipeline_registry import STAGES
 from aestimo.pipelines.sources import configured_sources, rebuild_registered_pipelines, use_run_sources, yaml_sources
 from tests.kedro_project import inside, new_project
 
@@ -47,7 +49,8 @@ def _run(tmp, pipeline, env="smoke", params: list[str] | None = None):
 
 
 def _namespaces(pipe):
-    return sorted({n.namespace for n in pipe.nodes if n.namespace})
+    """The per-source namespaces, without their stage: ``experts.ava`` and ``self_training.ava`` are ``ava``."""
+    return sorted({n.namespace.split(".", 1)[1] for n in pipe.nodes if n.namespace and "." in n.namespace})
 
 
 def _signature(pipe):
@@ -57,8 +60,8 @@ def _signature(pipe):
 def test_params_choose_the_expert_sub_pipelines(project):
     ran = _run(project, "personalize", params=["experts.sources=[para,flickr_aes]"])
     assert _namespaces(ran) == ["flickr_aes", "para"]  # experts and self-training, for these two only
-    assert {n.name for n in ran.nodes} >= {"para.finetune_whole_model", "flickr_aes.self_train_expert"}
-    tv = next(n for n in ran.nodes if n.name == "build_task_vectors")
+    assert {n.name for n in ran.nodes} >= {"experts.para.finetune_whole_model", "self_training.flickr_aes.self_train_expert"}
+    tv = next(n for n in ran.nodes if n.name == "task_vectors.build_task_vectors")
     assert tv.inputs == ["theta0", "para.expert_weights", "flickr_aes.expert_weights"]  # in the order given
     for stage in ("experts", "self_training"):  # the registry the run used (the timing hook reads it) agrees
         assert _namespaces(pipelines[stage]) == ["flickr_aes", "para"]
@@ -112,3 +115,42 @@ def test_the_command_line_names_the_setting_without_a_traceback(project):
     out = done.stdout + done.stderr
     assert done.returncode != 0
     assert "'ingest.sources.para.enabled' is false" in out and "Traceback" not in out
+
+
+def test_each_stage_is_a_namespace_whose_datasets_keep_their_names(project):
+    """A stage's nodes are named and tagged after it; no dataset or parameter takes its name (the
+    catalog, the notebooks and `aestimo` open `theta0`, `ava.expert_weights`, ...)."""
+    chain = _run(project, "personalize")  # built for smoke's own sources, whatever an earlier test ran
+    assert sum(len(pipelines[s].nodes) for s in STAGES) == len(chain.nodes)
+    for stage in STAGES:
+        for node in pipelines[stage].nodes:
+            assert node.namespace == stage or node.namespace.startswith(stage + "."), node.name
+            assert node.name.startswith(stage + ".") and stage in node.tags
+    names = chain.datasets()
+    prefixes = tuple(f"{p}{s}." for s in STAGES for p in ("", "params:"))
+    assert not [d for d in names if d.startswith(prefixes)]
+    assert {"theta0", "task_vectors", "personalization_summary", "params:personalize"} <= names
+    assert {f"{s}.{d}" for s in SIX for d in ("expert_weights", "self_trained_weights")} <= names
+    assert NodeTimingHooks.STAGES == STAGES  # the timing summary groups nodes by the same stages
+
+
+def test_a_stage_runs_alone_and_nodes_are_chosen_by_their_new_names(project):
+    alone = _run(project, "personalization")
+    assert {n.namespace for n in alone.nodes} == {"personalization"}
+    assert _signature(alone) == _signature(pipelines["personalization"])
+    with KedroSession.create(project_path=project, env="smoke") as session:  # kedro run --tags personalization
+        recorder = Recorder()
+        session.run(pipeline_names=["personalize"], tags=["personalization"], runner=recorder)
+    assert _signature(recorder.pipeline) == _signature(alone)
+    with KedroSession.create(project_path=project, env="smoke") as session:  # kedro run --namespaces experts
+        recorder = Recorder()
+        session.run(pipeline_names=["personalize"], namespaces=["experts"], runner=recorder)
+    assert _signature(recorder.pipeline) == _signature(pipelines["experts"])
+    with KedroSession.create(project_path=project, env="smoke") as session:  # kedro run --nodes ... --from-nodes ...
+        recorder = Recorder()
+        session.run(pipeline_names=["personalize"], node_names=["personalization.summarize_personalization"], runner=recorder)
+    assert [n.name for n in recorder.pipeline.nodes] == ["personalization.summarize_personalization"]
+    with KedroSession.create(project_path=project, env="smoke") as session:
+        recorder = Recorder()
+        session.run(pipeline_names=["personalize"], from_nodes=["self_training.ava.self_train_expert"], runner=recorder)
+    assert {n.namespace.split(".")[0] for n in recorder.pipeline.nodes} == {"self_training", "reporting"}

@@ -1,4 +1,5 @@
-"""The personalization stage (registered inside the ``personalize`` chain; tag ``personalization``)."""
+"""The personalization stage (registered as ``personalization`` and inside the ``personalize`` chain; the
+registry puts its nodes in the namespace and tag ``personalization``)."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -66,5 +67,4 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(plot_cost, inputs=["personalization_summary", "personalization_timings", "params:personalize"],
                  outputs="personalization_cost_plot", name="plot_personalization_cost"),
         ],
-        tags="personalization",
     )
