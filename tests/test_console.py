@@ -41,6 +41,28 @@ def smoke_project(tmp_path_factory) -> Path:
     return project
 
 
+def private_smoke_project(tmp_path_factory, name: str, leave_out: tuple[str, ...] = ("checkpoints", "experts")) -> Path:
+    """A private copy of the shared smoke project (its large model files hard-linked: every write
+    replaces a file, never changes one in place), for a module that adds, removes or rewrites files;
+    without the folders named ``leave_out`` (by default the experts' weights and checkpoints, which
+    only a run of the experts or task vectors reads)."""
+    source = smoke_project(tmp_path_factory)
+    target = tmp_path_factory.mktemp(name) / "project"
+
+    def link_or_copy(src: str, dst: str) -> None:
+        if src.endswith(".safetensors"):
+            try:
+                os.link(src, dst)
+                return
+            except OSError:
+                pass
+        shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, copy_function=link_or_copy,
+                    ignore=shutil.ignore_patterns(*leave_out, ".done", "*.lock"))
+    return target
+
+
 @pytest.fixture(scope="session")
 def project(tmp_path_factory) -> Path:
     return smoke_project(tmp_path_factory)
@@ -88,18 +110,20 @@ def test_score_prints_a_clean_csv_on_stdout_and_the_logs_on_stderr(project, pers
     assert done.stdout.splitlines()[0] == "path,score"
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert len(rows) == n and all(1 <= float(r["score"]) <= 5 for r in rows)  # a flickr_aes/para person's scale
-    assert "Loading data from" in done.stderr  # Kedro's log lines are still there, on stderr
+    assert "Loading data from" not in done.stderr  # quiet: Kedro's own INFO lines only with -v (tests/test_quiet.py)
+    assert "scoring with λ" in done.stderr  # the project's own lines are there, on stderr
     if want_code == 1:
         assert "notes.jpg: not a readable image" in done.stderr
 
 
 def test_the_projects_logging_configuration_writes_to_stderr():
     """`kedro run > out.txt` too keeps log lines and warnings out of stdout."""
-    code = "import logging, warnings, kedro.framework.project; logging.getLogger('kedro').info('a log line'); warnings.warn('a warning')"
+    code = ("import logging, warnings, kedro.framework.project; logging.getLogger('aestimo').info('a log line'); "
+            "logging.getLogger('kedro').warning('a Kedro warning'); warnings.warn('a warning')")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
-    assert "a log line" in done.stderr and "a warning" in done.stderr
+    assert "a log line" in done.stderr and "a Kedro warning" in done.stderr and "a warning" in done.stderr
 
 
 # --- 2. exit codes --------------------------------------------------------------------------------
@@ -144,7 +168,18 @@ def test_missing_or_unreadable_model_files_exit_2(tmp_path, capsys):
 
 def test_unknown_person_exits_2(project, album, capsys):
     assert cli(["score", "--user", "flickr_aes:NOBODY", "--project", str(project), "--env", "smoke", str(album)]) == 2
-    assert "unknown person 'flickr_aes:NOBODY'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown person 'flickr_aes:NOBODY': no personalized person has that id" in err and "`aestimo people` lists" in err
+
+
+def test_a_mistyped_person_gets_the_closest_id(project, person, album, capsys):
+    """One letter left off, a wrong case, or the source misspelt: the person meant is named."""
+    user, _ = person
+    source, rater = user.split(":")
+    for typo in (f"{source}:{rater[:-1]}", f"{source}:{rater.lower()}", f"{source[:-1]}:{rater}"):
+        assert cli(["score", "--user", typo, "--project", str(project), "--env", "smoke", str(album)]) == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith(f"error: unknown person '{typo}': did you mean '{user}'"), errors
 
 
 def test_a_project_without_a_run_or_environment_exits_2_and_says_what_to_do(tmp_path, capsys):

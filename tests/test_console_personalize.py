@@ -29,30 +29,15 @@ from aestimo.personalization import selection
 from aestimo.pipelines.personalize.new_people import personalize_new_people
 from aestimo.scoring import PersonalScorer, pick_lambda
 from tests.kedro_project import catalog, inside, new_project
-from tests.test_console import ENV, smoke_project
+from tests.test_console import ENV, private_smoke_project
 
 N_RATED = 40
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A private copy of the shared smoke project (its large model files hard-linked: every write
-    replaces a file, never changes one in place), so this module's people stay here."""
-    source = smoke_project(tmp_path_factory)
-    target = tmp_path_factory.mktemp("personalize") / "project"
-
-    def link_or_copy(src: str, dst: str) -> None:
-        if src.endswith(".safetensors"):
-            try:
-                os.link(src, dst)
-                return
-            except OSError:
-                pass
-        shutil.copy2(src, dst)
-
-    shutil.copytree(source, target, copy_function=link_or_copy,
-                    ignore=shutil.ignore_patterns("checkpoints", "experts", ".done", "*.lock"))
-    return target
+    """A private copy of the shared smoke project, so this module's people stay here."""
+    return private_smoke_project(tmp_path_factory, "personalize")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,7 @@
-"""The run's start: a bad parameter or a missing data folder stops it at once, naming the setting."""
+"""The run's start: a bad parameter or a missing data folder stops it at once, naming the setting;
+and what the hooks log: Kedro's own lines only when asked for, the run's progress and notes."""
+
+import re
 
 import pytest
 from kedro.framework.session import KedroSession
@@ -110,3 +113,63 @@ def test_children_cpu_counts_a_running_child_and_then_the_same_child_reaped():
     after = _children_cpu()
     assert during - before >= 0.4
     assert abs(after - during) < 0.2  # the same seconds, now from the reaped child
+
+
+def test_kedro_lines_come_back_with_aestimo_verbose_and_go_again_without(monkeypatch):
+    import logging
+
+    from aestimo.hooks import LoggingHooks
+
+    kedro = logging.getLogger("kedro")
+    configured = kedro.level
+    kedro.setLevel(logging.WARNING)  # as conf/logging.yml configures it
+    try:
+        hooks = LoggingHooks()
+        monkeypatch.delenv("AESTIMO_VERBOSE", raising=False)
+        hooks.after_context_created()
+        assert kedro.level == logging.WARNING
+        monkeypatch.setenv("AESTIMO_VERBOSE", "1")
+        hooks.after_context_created()
+        assert kedro.level == logging.INFO
+        monkeypatch.setenv("AESTIMO_VERBOSE", "0")
+        hooks.after_context_created()
+        assert kedro.level == logging.WARNING
+    finally:
+        kedro.setLevel(configured)
+
+
+def test_the_sources_note_is_a_line_of_the_run_not_of_every_session(project, caplog):
+    """`aestimo score` opens a session too: the note about sources without an expert is for runs."""
+    import logging
+
+    from kedro.framework.project import settings
+
+    from aestimo.hooks import ParameterValidationHooks
+
+    caplog.set_level(logging.INFO, logger="aestimo")
+    _start(project, "smoke")  # the smoke world has people sources without an expert
+    assert "ingest sources without an expert" not in caplog.text
+    hooks = next(h for h in settings.HOOKS if isinstance(h, ParameterValidationHooks))
+    hooks.before_pipeline_run()
+    assert "ingest sources without an expert" in caplog.text
+
+
+def test_node_timing_says_how_many_nodes_are_done(caplog):
+    import logging
+    import time
+    from types import SimpleNamespace
+
+    from aestimo.hooks import NodeTimingHooks
+
+    caplog.set_level(logging.INFO, logger="aestimo")
+    hooks = NodeTimingHooks()
+    slow, fast = SimpleNamespace(name="slow"), SimpleNamespace(name="fast")
+    hooks.before_pipeline_run(SimpleNamespace(nodes=[slow, fast, SimpleNamespace(name="other")]))
+    assert "running 3 nodes" in caplog.text
+    hooks.before_node_run(fast)
+    hooks.after_node_run(fast)
+    hooks.before_node_run(slow)
+    time.sleep(1.05)
+    hooks.after_node_run(slow)
+    assert re.search(r"node slow took 1\.\d s \(CPU \d+\.\d s\); 2 of 3 nodes done", caplog.text)
+    assert "node fast" not in caplog.text  # under a second: no line of its own

@@ -6,13 +6,20 @@ personalized person of the project in the current folder (or ``--project``);
 ``aestimo personalize RATINGS.csv --name NAME`` personalizes a new person from
 their own ratings file into the project's ``user_coefficients``, as ``own:NAME``.
 
-The scores table is the only thing written to stdout: Kedro's log lines,
-warnings and error messages go to stderr, so ``aestimo score ... > scores.csv``
-is a clean CSV. The exit codes are listed in :data:`EXIT_CODES` and
-:data:`PERSONALIZE_EXIT_CODES` (and in ``aestimo score --help``, ``aestimo personalize --help``).
+``aestimo people`` lists the people a project can score, ``people show ID``
+shows one and ``people rm ID`` removes one made by ``aestimo personalize``
+(:mod:`aestimo.own_people`).
 
-This module is imported by ``conf/logging.yml`` (:data:`STDERR_CONSOLE`), so
-it imports nothing heavy at the top.
+The scores table (and the people listed) is the only thing written to stdout:
+log lines, warnings and error messages go to stderr, so ``aestimo score ... >
+scores.csv`` is a clean CSV. Quiet by default: the project's own log lines at
+INFO, Kedro's only from WARNING (``-v`` or ``AESTIMO_VERBOSE=1`` brings back
+its per-dataset and runner lines); progress bars only on a terminal. The exit
+codes are listed in :data:`EXIT_CODES`, :data:`PERSONALIZE_EXIT_CODES` and
+:data:`PEOPLE_EXIT_CODES` (and in each command's ``--help``).
+
+This module is imported by ``conf/logging.yml`` (:data:`TERMINAL_CONSOLE`,
+:data:`PLAIN_STDERR`), so it imports nothing heavy at the top.
 """
 
 from __future__ import annotations
@@ -28,11 +35,98 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from aestimo.own_people import Person
     from aestimo.personalization.new_person import NewPerson
     from aestimo.scoring import PersonalScorer
 
-#: Where the project's log lines go (``conf/logging.yml``'s rich handler): stderr, never stdout.
+#: Set (to anything but 0, false, no), Kedro's own INFO lines are shown: a line per dataset loaded
+#: or saved, per node run, ... (``aestimo -v`` sets it for its command; ``AESTIMO_VERBOSE=1 kedro run``).
+VERBOSE_ENV = "AESTIMO_VERBOSE"
+
+
+def stderr_is_terminal() -> bool:
+    """Whether ``sys.stderr`` (as it is now: pytest and Jupyter replace it) is a terminal."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no stderr, or a closed one
+        return False
+
+
+def verbose_from_env() -> bool:
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def quiet_logging(verbose: bool = False) -> None:
+    """Log as the command line does (:data:`LOGGING`; Kedro's own INFO lines too with ``verbose``):
+    for a notebook or script that opens the project, best called before it imports Kedro, since
+    importing ``kedro.framework.project`` configures logging from the current folder's
+    conf/logging.yml (or Kedro's coloured default) and says so; that line is held back here."""
+    import logging
+
+    logging.disable(logging.INFO)
+    try:
+        from kedro.framework.project import configure_logging
+    finally:
+        logging.disable(logging.NOTSET)
+    level = "INFO" if verbose else LOGGING["loggers"]["kedro"]["level"]
+    configure_logging({**LOGGING, "loggers": {**LOGGING["loggers"], "kedro": {"level": level}}})
+
+
+def hide_progress_bars_off_a_terminal() -> None:
+    """No tqdm bar (carriage returns, a line per update) when stderr goes to a file or pipe:
+    tqdm reads ``TQDM_DISABLE`` when it is imported (and processes started later inherit it).
+    A value set already is left alone."""
+    if not stderr_is_terminal():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+class _Stderr:
+    """``sys.stderr`` as it is at each write, passing text on only while its being a terminal is
+    ``on_terminal``: ``conf/logging.yml`` has a handler for each case (rich's columns on a terminal,
+    one unwrapped line per record elsewhere), and each writes here."""
+
+    def __init__(self, on_terminal: bool):
+        self.on_terminal = on_terminal
+
+    def write(self, text: str) -> int:
+        if stderr_is_terminal() == self.on_terminal:
+            sys.stderr.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return stderr_is_terminal()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stderr, "encoding", None) or "utf-8"
+
+
+#: The rich console of ``conf/logging.yml``'s rich handler: writes to stderr while it is a terminal
+#: (never stdout; never Jupyter's rich display, which would colour a notebook's cells).
+TERMINAL_CONSOLE = Console(file=_Stderr(on_terminal=True), force_jupyter=False)
+#: The stream of ``conf/logging.yml``'s plain handler: stderr while it is not a terminal.
+PLAIN_STDERR = _Stderr(on_terminal=False)
+#: A rich console on stderr, terminal or not (the logging.yml of projects made before TERMINAL_CONSOLE).
 STDERR_CONSOLE = Console(stderr=True)
+
+#: The command line's logging, whatever the project's conf/logging.yml says (its copy for `kedro
+#: run`): the project's lines at INFO, Kedro's from WARNING, on stderr; rich's columns on a
+#: terminal, one unwrapped line per record elsewhere.
+LOGGING: dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s", "datefmt": "%Y-%m-%d %H:%M:%S"}},
+    "handlers": {
+        "rich": {"class": "kedro.logging.RichHandler", "rich_tracebacks": True, "console": "ext://aestimo.console.TERMINAL_CONSOLE"},
+        "plain": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://aestimo.console.PLAIN_STDERR"},
+    },
+    "loggers": {"kedro": {"level": "WARNING"}, "aestimo": {"level": "INFO"}},
+    "root": {"handlers": ["rich", "plain"]},
+}
 
 OK, SOME_FAILED, USAGE, CRASH = 0, 1, 2, 3
 EXIT_CODES = f"""\
@@ -54,6 +148,19 @@ exit codes:
      and column), too few usable ratings or all of one score, a name that
      exists (without --overwrite), not an Aestimo project or environment, or
      no trained experts in it
+  {CRASH}  unexpected error: one line on stderr (the traceback with --debug,
+     or with AESTIMO_DEBUG=1)
+"""
+
+DECLINED = 1
+PEOPLE_EXIT_CODES = f"""\
+exit codes:
+  {OK}  listed, shown or removed
+  {DECLINED}  rm answered no at its question: nothing removed
+  {USAGE}  bad arguments, an unknown person (the closest ids are named), a
+     person rm does not remove (the run's: a run writes them again), rm
+     without --yes when there is no terminal to ask on, not an Aestimo
+     project or environment
   {CRASH}  unexpected error: one line on stderr (the traceback with --debug,
      or with AESTIMO_DEBUG=1)
 """
@@ -156,6 +263,17 @@ def project_people(catalog) -> dict[str, tuple[str, object]]:
     return people
 
 
+def people_files(catalog) -> dict[str, tuple[str, Path]]:
+    """Every personalized person's file: ``{<source>__<rater_id>: (dataset, path)}`` (the first of
+    :data:`PEOPLE_DATASETS` that holds them)."""
+    files = {}
+    for key, (where, _) in project_people(catalog).items():
+        name = where.split("+")[0]
+        dataset = catalog.get(name)
+        files[key] = (name, Path(dataset._path) / f"{key}{getattr(dataset, '_filename_suffix', '') or ''}")
+    return files
+
+
 def project_scorer(
     user: str, project_path: str | Path = ".", env: str | None = None, method: str | None = None, k: int | None = None, repeat: int = 0,
     device: str = "cpu",
@@ -169,7 +287,8 @@ def project_scorer(
     """
     project_path, catalog, _ = open_project(project_path, env)
 
-    from aestimo.personalization.keys import match_person, split_person_key
+    from aestimo.own_people import find
+    from aestimo.personalization.keys import split_person_key
     from aestimo.scoring import PersonalScorer
 
     people = project_people(catalog)
@@ -178,7 +297,7 @@ def project_scorer(
             f"no personalized people in '{project_path}', environment {env or 'local'}: run `{_run_hint(env)}` there first "
             "(or personalize yourself: aestimo personalize RATINGS.csv --name NAME)"
         )
-    key = match_person(user, people)
+    key = find(user, people)
     where, loader = people[key]
     source = split_person_key(key)[0]
     if "+" in where:
@@ -212,7 +331,7 @@ def project_personalize(
 ) -> tuple[NewPerson, str]:
     """Personalize ``name`` from a ratings file with the project's deployed method and save them in
     its ``user_coefficients`` as ``own__<name>`` (:mod:`aestimo.personalization.new_person`).
-    Returns the person and where the file went.
+    Returns the person and the folder their file went to.
 
     Raises ``ValueError`` (:class:`~aestimo.personalization.new_person.RatingsError` for the
     ratings, :class:`NotAProjectError` for the project) when nothing can be saved, and
@@ -253,8 +372,7 @@ def project_personalize(
     person = personalize_new_person(rated, name, theta0, task_vectors, params, _chosen_settings(catalog))
     catalog.save("user_coefficients", {person.key: person.bundle})  # one partition, written atomically
     folder = getattr(dataset, "_path", None)
-    suffix = getattr(dataset, "_filename_suffix", "") or ""
-    return person, str(Path(folder) / f"{person.key}{suffix}") if folder else f"user_coefficients/{person.key}"
+    return person, str(folder) if folder else "user_coefficients"
 
 
 def _chosen_settings(catalog) -> dict | None:
@@ -279,7 +397,8 @@ def _chosen_settings(catalog) -> dict | None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aestimo", description="Personalized image aesthetic scores.",
-        epilog="aestimo score:\n" + EXIT_CODES + "\naestimo personalize:\n" + PERSONALIZE_EXIT_CODES,
+        epilog="aestimo score:\n" + EXIT_CODES + "\naestimo personalize:\n" + PERSONALIZE_EXIT_CODES
+        + "\naestimo people:\n" + PEOPLE_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -302,7 +421,7 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--repeat", type=int, default=0)
     sc.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else the CPU), cpu, cuda, cuda:N or mps (default: auto)")
     sc.add_argument("--output", "-o", default=None, help="write the table as CSV here instead of printing it")
-    sc.add_argument("--debug", action="store_true", help="on an unexpected error, print the full traceback")
+    _common(sc)
 
     pe = sub.add_parser(
         "personalize", help="personalize a new person from their own ratings file",
@@ -328,8 +447,35 @@ not all of one score.""",
     pe.add_argument("--env", default=None, help="Kedro environment whose catalog holds the models")
     pe.add_argument("--overwrite", action="store_true", help="replace a person of this name made by an earlier aestimo personalize")
     pe.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: the project's personalize.device)")
-    pe.add_argument("--debug", action="store_true", help="on an unexpected error, print the full traceback")
+    _common(pe)
+
+    pp = sub.add_parser(
+        "people", help="list, show or remove the people a project can score",
+        description="""\
+List the people a project can score (your own, made with `aestimo personalize`
+or the project's new_people_ratings files, then the run's held-out people):
+their id, kind, when and how they were personalized, the ks fitted and the
+method `aestimo score` uses. `people show ID` shows one in full; `people rm ID`
+removes one of your own made with `aestimo personalize` (it asks first, unless
+--yes). IDs are source:rater_id (own:NAME for your own); a bare id works when
+one source has it. The list goes to stdout, messages to stderr.""",
+        epilog=PEOPLE_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pp.set_defaults(usage=pp)
+    pp.add_argument("action", nargs="?", choices=("list", "show", "rm"), default="list", help="list (default), show ID or rm ID")
+    pp.add_argument("id", nargs="?", help="the person, for show and rm: source:rater_id, or the bare rater id")
+    pp.add_argument("--own", action="store_true", help="list your own people only")
+    pp.add_argument("--yes", "-y", action="store_true", help="rm without asking")
+    pp.add_argument("--project", default=".", help="the Aestimo project folder (default: .)")
+    pp.add_argument("--env", default=None, help="Kedro environment whose catalog holds the people")
+    _common(pp)
     return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help=f"show Kedro's own log lines too (a line per dataset loaded, ...; or set {VERBOSE_ENV}=1)")
+    parser.add_argument("--debug", action="store_true", help="on an unexpected error, print the full traceback")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,9 +487,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Whatever writes to stdout while the scorer is built and the images scored (Kedro's
         # logging configured from any logging.yml, warnings, a library's print) lands on stderr.
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), _quiet(args.verbose):
             if args.command == "personalize":
                 return _personalize(parser, args)
+            if args.command == "people":
+                return _people(args, table_out)
             return _score(parser, args, table_out)
     except Exception as err:  # noqa: BLE001  (anything unexpected: one line, exit 3)
         if debug:
@@ -354,6 +502,27 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if debug else " (rerun with --debug or AESTIMO_DEBUG=1 for the traceback)"
         print(f"error: {message}{hint}", file=sys.stderr)
         return CRASH
+
+
+@contextlib.contextmanager
+def _quiet(verbose: bool):
+    """For one command: the command line's :data:`LOGGING`, from any folder and whatever logging.yml
+    the project has, with Kedro's own INFO lines when ``verbose`` (or ``AESTIMO_VERBOSE``; the
+    project's :class:`aestimo.hooks.LoggingHooks` keeps to it); progress bars only on a terminal;
+    the environment as it was afterwards."""
+    saved = {name: os.environ.get(name) for name in (VERBOSE_ENV, "TQDM_DISABLE")}
+    try:
+        if verbose:
+            os.environ[VERBOSE_ENV] = "1"
+        hide_progress_bars_off_a_terminal()  # before anything imports tqdm
+        quiet_logging(verbose_from_env())
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _score(parser: argparse.ArgumentParser, args: argparse.Namespace, table_out) -> int:
@@ -431,11 +600,77 @@ def _personalize(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     chosen = f" ({chosen[2:]} chosen on validation people)" if chosen else ""
     print(
         f"personalized '{USER_SOURCE}:{args.name}' with '{person.method}'{chosen} on {person.used} of {person.used + len(person.problems)} "
-        f"ratings (scale {format_scale(meta['scale'])}, {origin}{hint}); saved {where}",
+        f"ratings (scale {format_scale(meta['scale'])}, {origin}{hint}); saved in {where}",
         file=sys.stderr,
     )
     print(f"score with: aestimo score --user {USER_SOURCE}:{args.name} PHOTOS...", file=sys.stderr)
     return SOME_FAILED if person.problems else OK
+
+
+def _people(args: argparse.Namespace, table_out) -> int:
+    from aestimo import own_people
+    from aestimo.personalization.keys import UnknownPersonError
+
+    parser = args.usage  # `aestimo people`'s own usage line
+    if args.action == "list" and args.id:
+        parser.error(f"people takes list, show ID or rm ID (got '{args.id}'): to see one person, aestimo people show {args.id}")
+    if args.action != "list" and not args.id:
+        parser.error(f"people {args.action} needs the person's id: aestimo people {args.action} SOURCE:ID (aestimo people lists them)")
+    if args.yes and args.action != "rm":
+        parser.error("--yes goes with people rm")
+    try:
+        try:
+            project_path, catalog, _ = open_project(args.project, args.env)
+        except NotAProjectError as err:
+            raise NotAProjectError(err.path, err.reason, _PERSONALIZE_HINT) from None
+        files = people_files(catalog)
+        if args.action == "list":
+            people = [p for p in own_people.list_people(files) if p.kind == own_people.OWN or not args.own]
+            if not people:
+                where = f"'{project_path}', environment {args.env or 'local'}"
+                print(f"no {'own ' if args.own else ''}personalized people in {where}: personalize yourself with "
+                      f"aestimo personalize RATINGS.csv --name NAME, or run `{_run_hint(args.env)}`", file=sys.stderr)
+                return OK
+            table_out.write(own_people.table(people))
+            table_out.flush()
+            return OK
+        key = own_people.find(args.id, files)
+        person = own_people.read_person(key, *files[key])
+    except (UnknownPersonError, NotAProjectError, ValueError) as err:
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
+        return USAGE
+    if args.action == "show":
+        table_out.write(own_people.describe(person, person.path.parent))
+        table_out.flush()
+        return OK
+    return _remove(person, args.yes)
+
+
+def _remove(person: Person, yes: bool) -> int:
+    """``aestimo people rm``: one's own person made by `aestimo personalize`, after asking (or ``--yes``)."""
+    from aestimo.own_people import OWN
+
+    if not person.removable:
+        why = ("a held-out person of the run: `kedro run` writes them again"
+               if person.kind != OWN else "personalized from a new_people_ratings file: remove that file, then rerun `kedro run`")
+        print(f"error: not removing '{person.id}': {why}; people rm removes the people made with aestimo personalize", file=sys.stderr)
+        return USAGE
+    what = f"'{person.id}' (personalized {person.modified:%Y-%m-%d %H:%M} with '{person.method}')"
+    if not yes:
+        if not (sys.stdin.isatty() and stderr_is_terminal()):
+            print(f"error: not removing {what} without --yes: there is no terminal to ask on", file=sys.stderr)
+            return USAGE
+        print(f"remove {what}? [y/N] ", end="", file=sys.stderr, flush=True)
+        try:
+            answer = input()
+        except EOFError:  # stdin closed: no answer is no
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed", file=sys.stderr)
+            return DECLINED
+    person.path.unlink()
+    print(f"removed {what}", file=sys.stderr)
+    return OK
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Project hooks: validate every parameter block, and the raw data's folders, before any node runs;
-build the per-source pipelines for the run's own ``experts.sources``; time every node (wall and CPU)
-and say per stage where a run's time went.
+"""Project hooks: keep a run's stderr quiet (Kedro's own INFO lines only when asked for, progress
+bars only on a terminal); validate every parameter block, and the raw data's folders, before any
+node runs; build the per-source pipelines for the run's own ``experts.sources``; time every node
+(wall and CPU) and say per stage where a run's time went.
 
 A bad parameter or a missing data folder stops the run at once with a one-line message that
 names the setting to fix (no traceback): the hook raises :class:`InvalidSettings`, a SystemExit.
@@ -73,9 +74,37 @@ def source_problems(ingest, experts) -> tuple[list[str], str | None]:
     return problems, note
 
 
+class LoggingHooks:
+    """Before any other hook: progress bars off when stderr is not a terminal (before the pipelines,
+    which import tqdm, are built), and Kedro's own INFO lines shown when ``AESTIMO_VERBOSE`` is set
+    (``conf/logging.yml`` keeps them out otherwise), at each session's start."""
+
+    def __init__(self) -> None:
+        self._quiet_level: int | None = None  # the kedro logger's level as configured (conf/logging.yml)
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self) -> None:
+        from aestimo.console import hide_progress_bars_off_a_terminal, verbose_from_env
+
+        hide_progress_bars_off_a_terminal()
+        kedro = logging.getLogger("kedro")
+        if self._quiet_level is None:
+            self._quiet_level = kedro.level
+        kedro.setLevel(logging.INFO if verbose_from_env() else self._quiet_level)
+
+
 class ParameterValidationHooks:
+    def __init__(self) -> None:
+        self._note: str | None = None  # a line for the run's log, not for every session (aestimo score)
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        if self._note:
+            log.info(self._note)
+
     @hook_impl
     def after_context_created(self, context) -> None:
+        self._note = None
         from aestimo import config
         from aestimo.pipelines.sources import rebuild_registered_pipelines, use_run_sources
 
@@ -99,7 +128,7 @@ class ParameterValidationHooks:
             bad, note = source_problems(parsed_sections["ingest"], parsed_sections["experts"])
             problems.extend(bad)
             if note and not problems:
-                log.info(note)
+                self._note = note
         if problems:
             raise InvalidSettings("error: invalid settings:\n  " + "\n  ".join(p.strip() for p in problems))
 
@@ -148,11 +177,15 @@ class NodeTimingHooks:
     def __init__(self) -> None:
         self._start: dict[str, tuple[float, float]] = {}
         self.seconds: dict[str, tuple[float, float]] = {}  # node name -> (wall, CPU)
+        self._nodes = 0  # in the run's pipeline: the run's progress, Kedro's runner lines being quiet
 
     @hook_impl
-    def before_pipeline_run(self) -> None:
+    def before_pipeline_run(self, pipeline=None) -> None:
         self._start.clear()
         self.seconds.clear()
+        self._nodes = len(pipeline.nodes) if pipeline is not None else 0
+        if self._nodes:
+            log.info("running %d nodes", self._nodes)
 
     @hook_impl
     def before_node_run(self, node) -> None:
@@ -166,7 +199,8 @@ class NodeTimingHooks:
         wall, cpu = time.perf_counter() - wall0, time.process_time() + _children_cpu() - cpu0
         self.seconds[node.name] = (wall, cpu)
         if wall >= 1.0:
-            log.info("node %s took %.1f s (CPU %.1f s)", node.name, wall, cpu)
+            done = f"; {len(self.seconds)} of {self._nodes} nodes done" if self._nodes else ""
+            log.info("node %s took %.1f s (CPU %.1f s)%s", node.name, wall, cpu, done)
 
     @hook_impl
     def on_node_error(self, node) -> None:
