@@ -94,3 +94,41 @@ def test_merged_scorer_and_exact_lambda_on_cuda_match_the_cpu():
     cpu = MergedScorer.from_bundles(theta0, tv).probs(x, lam) @ template_tensor("ten")
     gpu = MergedScorer.from_bundles(theta0, tv, "cuda").probs(x.cuda(), lam) @ template_tensor("ten").cuda()
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=1e-3)
+
+
+def _field_models(device):
+    """The field's three generic models trained on small synthetic fields (as their own tests build them)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "personalization"))
+    import test_multi_attribute as M
+    import test_pa_iaa as A
+    import test_prompts as P
+
+    from aestimo.personalization.multi_attribute import MultiAttributeTrainOptions, train_multi_attribute
+    from aestimo.personalization.pa_iaa import train_pa_iaa
+    from aestimo.personalization.prompts import train_prompt_model
+
+    return {
+        "pa_iaa": train_pa_iaa(A.synthetic_field(), A.FAST.model_copy(update={"steps": 20}), device),
+        "prompt": train_prompt_model(P.synthetic_field(), P.TINY.model_copy(update={"epochs": 3}), device),
+        "multi_attribute": train_multi_attribute(M._world()[0], MultiAttributeTrainOptions(**{**M.FAST, "steps": 20}), device),
+    }
+
+
+def test_the_field_models_train_on_a_named_device_and_come_back_on_the_cpu():
+    default = _field_models(None)
+    on_cpu = _field_models(torch.device("cpu"))
+    for name, bundle in on_cpu.items():
+        assert all(t.device.type == "cpu" for t in bundle.tensors.values()), name
+        assert all(torch.equal(bundle.tensors[k], default[name].tensors[k]) for k in bundle.tensors), name
+
+
+@cuda
+def test_the_field_models_on_cuda_match_the_cpu():
+    cpu, gpu = _field_models(torch.device("cpu")), _field_models(torch.device("cuda"))
+    for name in cpu:
+        for k, v in cpu[name].tensors.items():
+            assert gpu[name].tensors[k].device.type == "cpu"
+            torch.testing.assert_close(gpu[name].tensors[k], v, rtol=1e-2, atol=1e-3, msg=f"{name}: {k}")

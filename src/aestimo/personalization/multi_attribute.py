@@ -101,7 +101,7 @@ class AttributeHeads(nn.Module):
         self.adapter_reduction, self.n_bins = int(adapter_reduction), int(n_bins)
         self.adapters = nn.ModuleDict({a: ResidualAdapter(embed_dim, adapter_reduction) for a in self.attributes})
         self.heads = nn.ModuleDict({a: ScoreHead(embed_dim, hidden, dropout, n_bins) for a in self.attributes})
-        self.template = template_tensor(TEMPLATE)
+        self.register_buffer("template", template_tensor(TEMPLATE), persistent=False)  # moves with the heads
         if seed is not None:  # as MultiAttributeScorer.head_init: attribute k from seed + k
             for k, a in enumerate(self.attributes):
                 self.adapters[a].reset_parameters(int(seed) + k)
@@ -136,7 +136,8 @@ def attribute_scores(heads: AttributeHeads, features: torch.Tensor, batch: int =
     heads.eval()
     if not len(features):
         return torch.empty((0, len(heads.attributes)))
-    return torch.cat([heads(features[i : i + batch].float()) for i in range(0, len(features), batch)])
+    dev = heads.template.device
+    return torch.cat([heads(features[i : i + batch].float().to(dev)).cpu() for i in range(0, len(features), batch)])
 
 
 # --------------------------------------------------------------------------- labels
@@ -307,8 +308,9 @@ def _mean_srocc(heads: AttributeHeads, features: torch.Tensor, labels: Labels) -
     return float(np.mean(r)) if r else float("nan")
 
 
-def train_multi_attribute(data: FieldData, options: MultiAttributeTrainOptions) -> TensorBundle:
-    """Train :class:`AttributeHeads` on the train split, selecting the step on the val split.
+def train_multi_attribute(data: FieldData, options: MultiAttributeTrainOptions, device: torch.device | None = None) -> TensorBundle:
+    """Train :class:`AttributeHeads` on the train split, selecting the step on the val split, on
+    ``device`` (the CPU by default; batches and dropout masks are drawn on the CPU).
 
     The bundle's tensors are the state dict; its meta rebuilds the module (:meth:`AttributeHeads.meta`)
     and records the columns and train ranges of every head (``columns``, ``ranges``), the options,
@@ -322,7 +324,10 @@ def train_multi_attribute(data: FieldData, options: MultiAttributeTrainOptions) 
     seed = int(data.seed) + int(options.seed)
     features = data.features.float()
     heads = AttributeHeads(features.shape[1], spec.attributes, options.hidden, options.dropout, options.adapter_reduction, seed=seed)
-    priors = class_priors(train.targets)
+    dev = torch.device(device or "cpu")
+    heads, features = heads.to(dev), features.to(dev)
+    priors = [p.to(dev) for p in class_priors(train.targets)]
+    targets = train.targets.to(dev)
     gen = torch.Generator().manual_seed(seed)
     opt = adamw(heads.parameters(), lr=options.lr[0], weight_decay=options.weight_decay)
     has_val = len(val.rows) > 0
@@ -336,8 +341,8 @@ def train_multi_attribute(data: FieldData, options: MultiAttributeTrainOptions) 
         idx = torch.randperm(n, generator=gen)[:bs]
         masks = None
         if options.dropout > 0:
-            masks = torch.bernoulli(torch.full((len(spec.attributes), bs, options.hidden), keep), generator=gen) / keep
-        loss = heads_loss(heads, features[train.rows[idx]], train.targets[idx], priors, options.w_bal, masks)
+            masks = (torch.bernoulli(torch.full((len(spec.attributes), bs, options.hidden), keep), generator=gen) / keep).to(dev)
+        loss = heads_loss(heads, features[train.rows[idx]], targets[idx], priors, options.w_bal, masks)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -362,7 +367,7 @@ def train_multi_attribute(data: FieldData, options: MultiAttributeTrainOptions) 
         "seconds": time.perf_counter() - t0,
     }
     log.info("multi_attribute: %d heads, val SROCC %.3f (step %d) in %.1f s", len(spec.attributes), best, best_step, meta["seconds"])
-    return TensorBundle({k: v.contiguous() for k, v in best_state.items()}, meta)
+    return TensorBundle({k: v.cpu().contiguous() for k, v in best_state.items()}, meta)
 
 
 def attribute_metrics(bundle: TensorBundle, data: FieldData) -> pl.DataFrame:

@@ -173,6 +173,9 @@ class Targets:
     def subset(self, idx: torch.Tensor) -> Targets:
         return Targets(*(t[idx] for t in (self.rows, self.mean, self.dist, self.has_dist, self.traits, self.has_traits)))
 
+    def to(self, device: torch.device) -> Targets:
+        return Targets(*(t.to(device) for t in (self.rows, self.mean, self.dist, self.has_dist, self.traits, self.has_traits)))
+
 
 def split_targets(data: FieldData, source: str, split: str, traits: pl.DataFrame) -> Targets:
     """The aesthetic targets of the source's images in ``split`` (train or val), with their trait
@@ -260,8 +263,9 @@ def _head_state(heads: PaIaaHeads, name: str) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in heads.state_dict().items() if k.startswith(f"{name}.")}
 
 
-def train_pa_iaa(data: FieldData, options: PaIaaTrainOptions) -> TensorBundle:
-    """Train :class:`PaIaaHeads` on ``options.source``'s train split, selecting on its val split.
+def train_pa_iaa(data: FieldData, options: PaIaaTrainOptions, device: torch.device | None = None) -> TensorBundle:
+    """Train :class:`PaIaaHeads` on ``options.source``'s train split, selecting on its val split, on
+    ``device`` (the CPU by default; batches are drawn on the CPU, so every device draws the same).
 
     The bundle's tensors are the state dict; its meta rebuilds the module (``embed_dim``, ``template``,
     ``hidden``) and records ``source``, ``traits``, ``trait_scale``, the options, the validation
@@ -280,6 +284,8 @@ def train_pa_iaa(data: FieldData, options: PaIaaTrainOptions) -> TensorBundle:
     features = data.features.float()
     heads = PaIaaHeads(features.shape[1], template, options.hidden, seed=seed)
     start_at_means(heads, train)
+    dev = torch.device(device or "cpu")
+    heads, features, train, val = heads.to(dev), features.to(dev), train.to(dev), val.to(dev)
     val_set = val if len(val.rows) > 0 else train  # no val split: select on the training loss
     gen = torch.Generator().manual_seed(seed)
     opt = adamw(heads.parameters(), lr=options.lr, weight_decay=options.weight_decay)
@@ -326,7 +332,7 @@ def train_pa_iaa(data: FieldData, options: PaIaaTrainOptions) -> TensorBundle:
         "seconds": time.perf_counter() - t0,
     }
     log.info("pa_iaa: val loss %.4f -> %.4f in %.1f s", first[0], final[0], meta["seconds"])
-    return TensorBundle({k: v.detach().clone().contiguous() for k, v in heads.state_dict().items()}, meta)
+    return TensorBundle({k: v.detach().cpu().clone().contiguous() for k, v in heads.state_dict().items()}, meta)
 
 
 # --------------------------------------------------------------------------- personalization

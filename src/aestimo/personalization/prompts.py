@@ -335,7 +335,7 @@ def _rater_batches(rater: torch.Tensor, batch_size: int, group: int, gen: torch.
 
 
 def _val_loss(model: PromptFusion, x, y, rater, tokens, part, keep_parts: Sequence[str], batch: int = 4096) -> float:
-    keep = torch.tensor([p in keep_parts for p in PARTS])
+    keep = torch.tensor([p in keep_parts for p in PARTS], device=y.device)
     total = 0.0
     with torch.inference_mode():
         for i in range(0, len(y), batch):
@@ -345,8 +345,9 @@ def _val_loss(model: PromptFusion, x, y, rater, tokens, part, keep_parts: Sequen
     return total / max(len(y), 1)
 
 
-def train_prompt_model(data: FieldData, options: PromptTrainOptions) -> TensorBundle:
-    """The generic prompt model, trained on ``options.source``'s training raters (see the module docstring).
+def train_prompt_model(data: FieldData, options: PromptTrainOptions, device: torch.device | None = None) -> TensorBundle:
+    """The generic prompt model, trained on ``options.source``'s training raters (see the module docstring),
+    on ``device`` (the CPU by default; batches and part dropout are drawn on the CPU).
 
     Returns its state dict with meta ``config`` (rebuilds :class:`PromptFusion`), ``source``, ``template``,
     ``val_loss`` (full prompts, the selected epoch), ``val_loss_by_contents`` (every subset of parts),
@@ -373,21 +374,24 @@ def train_prompt_model(data: FieldData, options: PromptTrainOptions) -> TensorBu
         y = torch.tensor(t["score_template"].to_numpy(), dtype=torch.float32)
         return x, y, torch.as_tensor([pos[r] for r in t["rater_id"].to_list()], dtype=torch.long)
 
-    x_tr, y_tr, r_tr = arrays("train")
-    x_va, y_va, r_va = arrays("val")
+    dev = torch.device(device or "cpu")
+    x_tr, y_tr, r_tr = (t.to(dev) for t in arrays("train"))
+    x_va, y_va, r_va = (t.to(dev) for t in arrays("val"))
+    tokens, part = tokens.to(dev), part.to(dev)
     template = SCALES[o.source].template
     gen = torch.Generator().manual_seed(int(seed))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))  # the initialisation and the network's dropout
         model = PromptFusion(x_tr.shape[1], TEXT_DIM, o.width, o.heads, o.ffn_mult, o.hidden, o.dropout, o.head,
                              template, center=float(y_tr.mean()) if o.head == "scalar" else 0.0,
-                             image_dropout=o.image_dropout)
+                             image_dropout=o.image_dropout).to(dev)
         opt = adamw(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         best, best_state, best_epoch = float("inf"), None, -1
         for epoch in range(o.epochs):
             model.train()
-            for b in _rater_batches(r_tr, o.batch_size, o.rater_group, gen):
-                keep = torch.rand(len(b), len(PARTS), generator=gen) >= o.part_dropout
+            for b in _rater_batches(r_tr.cpu(), o.batch_size, o.rater_group, gen):
+                keep = (torch.rand(len(b), len(PARTS), generator=gen) >= o.part_dropout).to(dev)
+                b = b.to(dev)
                 pred = model(x_tr[b], tokens, _token_mask(part[r_tr[b]], keep), r_tr[b])
                 loss = F.mse_loss(pred, y_tr[b])
                 opt.zero_grad(set_to_none=True)
@@ -413,7 +417,7 @@ def train_prompt_model(data: FieldData, options: PromptTrainOptions) -> TensorBu
         "val_loss": best if len(y_va) else None, "val_loss_by_contents": by_contents, "best_epoch": best_epoch,
         "n_raters": len(raters), "n_train": len(y_tr), "n_val": len(y_va),
     }
-    return TensorBundle({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, meta)
+    return TensorBundle({k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}, meta)
 
 
 # --------------------------------------------------------------------------- the method

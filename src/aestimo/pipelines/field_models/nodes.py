@@ -39,7 +39,7 @@ def train_field_model(kind: str, backbone_features: TensorBundle, ratings: pl.Da
     """One generic model (``kind``: pa_iaa, prompt or multi_attribute) with its block of options."""
     p, data = _data(backbone_features, ratings, generic_scores, generic_splits, user_profiles, test_people, params)
     t0 = time.perf_counter()
-    out = TRAINERS[kind](data, getattr(p, kind))
+    out = TRAINERS[kind](data, getattr(p, kind), p.torch_device)
     log.info("%s trained in %.1f s", kind, time.perf_counter() - t0)
     return out
 
