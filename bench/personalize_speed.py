@@ -33,28 +33,15 @@ import time
 import _common  # noqa: F401
 import numpy as np
 import torch
-from _common import StepClock, add_threads_arg, fmt_s, header, maxrss_mib, timer
+from _common import StepClock, add_threads_arg, fake_experts, fmt_s, header, maxrss_mib, timer
 
 from aestimo.data.images import to_float
 from aestimo.models.scorer import build_scorer, template_tensor
 from aestimo.personalization.task_vectors import Person, LambdaOptions, personalize
 from aestimo.bundle import TensorBundle
-from aestimo.models.merged import MergedScorer, build_task_vectors, merge_state, parameter_names
+from aestimo.models.merged import MergedScorer, build_task_vectors, merge_state
 
 NORM = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-
-
-def fake_experts(scorer, n: int, rel_noise: float, seed: int) -> tuple[dict, dict]:
-    gen = torch.Generator().manual_seed(seed)
-    theta0 = {k: v.detach().clone() for k, v in scorer.state_dict().items()}
-    params = set(parameter_names(scorer))
-    experts = {}
-    for i in range(n):
-        experts[f"src{i}"] = {
-            k: (v + rel_noise * v.abs().mean().clamp_min(1e-3) * torch.randn(v.shape, generator=gen)) if k in params else v.clone()
-            for k, v in theta0.items()
-        }
-    return theta0, experts
 
 
 def make_person(key: str, k: int, size: int, n_experts: int, seed: int) -> Person:

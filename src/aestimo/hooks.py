@@ -84,7 +84,7 @@ class LoggingHooks:
 
     @hook_impl(tryfirst=True)
     def after_context_created(self) -> None:
-        from aestimo.console import hide_progress_bars_off_a_terminal, verbose_from_env
+        from aestimo.logs import hide_progress_bars_off_a_terminal, verbose_from_env
 
         hide_progress_bars_off_a_terminal()
         kedro = logging.getLogger("kedro")
