@@ -63,7 +63,7 @@ class StepClock:
     """Timestamps at the end of every ``optimizer.step()`` (a global post-hook).
 
     The project's training loops (``aestimo.training.experts._fit``,
-    ``aestimo.personalization.task_vectors._run``) own their optimizers, so this is how a
+    ``aestimo.personalization.methods.task_vectors._run``) own their optimizers, so this is how a
     benchmark reads per-step times without re-implementing the loops. The
     per-step time is the gap between consecutive step ends: batch building,
     forward, backward and the optimizer step; validation only happens between
@@ -155,7 +155,7 @@ def fake_people(method, n_people: int, n_experts: int = 6, size: int = 64, seed:
     from aestimo.models.merged import build_task_vectors
     from aestimo.models.theta0 import load_scorer, make_theta0, normalisation
     from aestimo.personalization import Context, Query, Support
-    from aestimo.personalization.pool import Job
+    from aestimo.personalization.running.pool import Job
 
     theta0 = make_theta0("tf_efficientnet_lite0", "package", 0, False, size, size)
     module = load_scorer(theta0)

@@ -53,8 +53,8 @@ def measure(name: str, device: torch.device, batch: int, reps: int, n_experts: i
     from aestimo.models.merged import MergedScorer, build_task_vectors, parameter_names
     from aestimo.models.scorer import template_tensor
     from aestimo.models.theta0 import load_scorer, make_theta0, normalisation
-    from aestimo.personalization.linearized import score_features
-    from aestimo.personalization.task_vectors import LambdaOptions, Person, personalize
+    from aestimo.personalization.methods.linearized import score_features
+    from aestimo.personalization.methods.task_vectors import LambdaOptions, Person, personalize
     from aestimo.training.optim import adamw
 
     backbone, weights, size, kwargs = CONFIGS[name]

@@ -1,7 +1,7 @@
 """Instant's per-image features: layer by layer from one backward pass vs torch.func per-image gradients.
 
 Instant personalization needs, for every support image, ``φ[i, l] = ⟨∂s/∂θ_l, τ[i, l]⟩``
-(``aestimo.personalization.linearized.score_features``, built on
+(``aestimo.personalization.methods.linearized.score_features``, built on
 ``aestimo.models.layer_derivatives``). The previous code took per-image
 gradients of the whole merged network with ``torch.func`` (``vmap`` of
 ``grad``, the baseline here, a few lines below) and dotted them with the task
@@ -31,7 +31,7 @@ from torch.func import grad_and_value, vmap
 from aestimo.data.images import to_float
 from aestimo.models.merged import MergedScorer
 from aestimo.models.scorer import template_tensor
-from aestimo.personalization.linearized import score_features
+from aestimo.personalization.methods.linearized import score_features
 
 
 def per_image_gradients(merged: MergedScorer, x: torch.Tensor, at: torch.Tensor, template: torch.Tensor, batch: int):

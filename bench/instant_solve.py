@@ -1,7 +1,7 @@
 """Instant's per-person solve: Newton in the span of the support's features vs L-BFGS over λ.
 
 A person's λ minimises ``loss(offset + X λ) + (l2 / k) ‖λ − λ0‖²``
-(``aestimo.personalization.linear_problem``). From k = 50 on, instant fits
+(``aestimo.personalization.methods.linear_problem``). From k = 50 on, instant fits
 every value of its pull grid on every cross-validation fold first: 13 solves
 per person at the default grid (4 values × 3 folds + the final fit). The
 baseline is the previous solver, L-BFGS over the n × L coefficients (strong
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from _common import add_threads_arg, fmt_s, header
 
-from aestimo.personalization.linear_problem import LinearObjective, LinearProblem, _lbfgs
+from aestimo.personalization.methods.linear_problem import LinearObjective, LinearProblem, _lbfgs
 
 GRID = (0.3, 1.0, 3.0, 10.0)
 

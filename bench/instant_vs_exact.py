@@ -34,9 +34,10 @@ from aestimo.bundle import load_bundle
 from aestimo.data.images import CachedImages
 from aestimo.evaluation import metrics
 from aestimo.models.theta0 import normalisation
-from aestimo.personalization import Context, runs
-from aestimo.personalization.instant import Instant, InstantOptions
-from aestimo.personalization.task_vectors import LambdaOptions, TaskVectors
+from aestimo.personalization import Context
+from aestimo.personalization.running import runs
+from aestimo.personalization.methods.instant import Instant, InstantOptions
+from aestimo.personalization.methods.task_vectors import LambdaOptions, TaskVectors
 
 
 def load(data: Path):

@@ -23,10 +23,11 @@ import yaml
 
 from aestimo import config
 from aestimo.bundle import load_bundle
-from aestimo.personalization import runs, selection
-from aestimo.personalization.field_data import profiles_by_person
-from aestimo.personalization.pool import prepare, run_job
-from aestimo.pipelines.personalize.nodes import _context
+from aestimo.personalization import generic_models
+from aestimo.personalization.running import runs, selection
+from aestimo.personalization.methods.field.field_data import profiles_by_person
+from aestimo.personalization.running.pool import prepare, run_job
+from aestimo.personalization.running.context import build_context
 
 
 def main() -> None:
@@ -53,11 +54,10 @@ def main() -> None:
     bundles = {n: load_bundle(d / f) for n, f in {
         "image_cache": "04_feature/image_cache.safetensors", "backbone_features": "04_feature/backbone_features.safetensors",
         "theta0": "06_models/theta0.safetensors", "task_vectors": "06_models/task_vectors.safetensors",
-        "pa_iaa": "06_models/field/pa_iaa.safetensors", "prompt_model": "06_models/field/prompt_model.safetensors",
-        "multi_attribute": "06_models/field/multi_attribute.safetensors"}.items()}
-    ctx = _context(load["expert_predictions"], bundles["image_cache"], bundles["backbone_features"], bundles["theta0"],
+        **{name: f"06_models/field/{name}.safetensors" for name in generic_models()}}.items()}
+    ctx = build_context(load["expert_predictions"], bundles["image_cache"], bundles["backbone_features"], bundles["theta0"],
                    bundles["task_vectors"])
-    ctx.artifacts = {k: bundles[k] for k in ("pa_iaa", "prompt_model", "multi_attribute")}
+    ctx.artifacts = {name: bundles[name] for name in generic_models()}
     ctx.profiles = profiles_by_person(load["user_profiles"])
     plan = runs.plan(load["fewshot_splits"], load["ratings"], load["generic_splits"], None, p.ks, 1, args.people)
     data = runs.run_data(plan, load["fewshot_splits"], load["ratings"], load["expert_predictions"], bundles["image_cache"].meta["image_ids"])

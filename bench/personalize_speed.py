@@ -37,7 +37,7 @@ from _common import StepClock, add_threads_arg, fake_experts, fmt_s, header, max
 
 from aestimo.data.images import to_float
 from aestimo.models.scorer import build_scorer, template_tensor
-from aestimo.personalization.task_vectors import Person, LambdaOptions, personalize
+from aestimo.personalization.methods.task_vectors import Person, LambdaOptions, personalize
 from aestimo.bundle import TensorBundle
 from aestimo.models.merged import MergedScorer, build_task_vectors, merge_state
 

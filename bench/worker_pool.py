@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from _common import fake_people, header
 
-from aestimo.personalization.instant import Instant, InstantOptions
-from aestimo.personalization.pool import keep_warm, prepare, run_jobs, worker_pool
+from aestimo.personalization.methods.instant import Instant, InstantOptions
+from aestimo.personalization.running.pool import keep_warm, prepare, run_jobs, worker_pool
 
 
 def main() -> None:

@@ -26,11 +26,12 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from aestimo.evaluation import people
+from aestimo.personalization import generic_models
 from aestimo.pipelines.personalize.nodes import personalize_people, plan_personalization
 
 INPUTS = [
     "fewshot_splits", "ratings", "generic_splits", "expert_predictions", "world_utilities", "image_cache", "backbone_features",
-    "theta0", "task_vectors", "chosen_settings", "user_profiles", "pa_iaa_model", "prompt_model", "multi_attribute_model",
+    "theta0", "task_vectors", "chosen_settings", "user_profiles", *(f"{name}_model" for name in generic_models()),
 ]
 
 
@@ -75,7 +76,7 @@ def main(argv=None) -> None:
     _, metrics, _, _ = personalize_people(
         plan, data["fewshot_splits"], data["ratings"], data["expert_predictions"], data["world_utilities"],
         data["image_cache"], data["backbone_features"], data["theta0"], data["task_vectors"], data["chosen_settings"],
-        data["user_profiles"], data["pa_iaa_model"], data["prompt_model"], data["multi_attribute_model"], params,
+        data["user_profiles"], params, *(data[f"{name}_model"] for name in generic_models()),
     )
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
         print(f"k = {args.k}, {args.people} people per source, {args.repeats} repeat(s), {defaults['steps']} steps, batch {defaults['batch_size']}")

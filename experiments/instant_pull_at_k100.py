@@ -27,10 +27,10 @@ from aestimo.data.splits import fewshot_splits
 from aestimo.evaluation import people as over_people
 from aestimo.models.inference import predict
 from aestimo.models.theta0 import load_scorer, normalisation
-from aestimo.personalization import runs
-from aestimo.personalization.instant import Instant, InstantOptions
-from aestimo.personalization.pool import Job, prepare, run_jobs
-from aestimo.personalization.task_vectors import LambdaOptions, TaskVectors
+from aestimo.personalization.running import runs
+from aestimo.personalization.methods.instant import Instant, InstantOptions
+from aestimo.personalization.running.pool import Job, prepare, run_jobs
+from aestimo.personalization.methods.task_vectors import LambdaOptions, TaskVectors
 from aestimo.pipelines.personalize.nodes import _context
 
 GRID = (1.0, 3.0, 10.0, 30.0, 100.0)

@@ -25,7 +25,7 @@ from aestimo.bundle import TensorBundle, load_bundle, save_bundle
 from aestimo.console import PERSONALIZE_EXIT_CODES, main as cli
 from aestimo.data.scales import user_scale
 from aestimo.evaluation import metrics
-from aestimo.personalization import selection
+from aestimo.personalization.running import selection
 from aestimo.pipelines.personalize.new_people import personalize_new_people
 from aestimo.scoring import PersonalScorer, pick_lambda
 from tests.kedro_project import catalog, inside, new_project

@@ -106,9 +106,9 @@ def _field_models(device):
     import test_pa_iaa as A
     import test_prompts as P
 
-    from aestimo.personalization.multi_attribute import MultiAttributeTrainOptions, train_multi_attribute
-    from aestimo.personalization.pa_iaa import train_pa_iaa
-    from aestimo.personalization.prompts import train_prompt_model
+    from aestimo.personalization.methods.field.multi_attribute import MultiAttributeTrainOptions, train_multi_attribute
+    from aestimo.personalization.methods.field.pa_iaa import train_pa_iaa
+    from aestimo.personalization.methods.field.prompts import train_prompt_model
 
     return {
         "pa_iaa": train_pa_iaa(A.synthetic_field(), A.FAST.model_copy(update={"steps": 20}), device),

@@ -24,7 +24,7 @@ def score(images, user: str | None = None, *, theta0=None, task_vectors=None, co
     table and the files that could not be scored).
 
     Raises ``ValueError`` when ``project`` is not an Aestimo project (with ``user=``) or the
-    arguments do not name a person, :class:`aestimo.personalization.keys.UnknownPersonError`
+    arguments do not name a person, :class:`aestimo.personalization.running.keys.UnknownPersonError`
     (a ``KeyError``) for an unknown person, and ``FileNotFoundError`` for missing model files.
     """
     from aestimo.scoring import PersonalScorer, score_images

@@ -23,11 +23,8 @@ from pydantic import (
 
 from aestimo import device as devices
 from aestimo.options import Options as Strict
-from aestimo.personalization import REGISTRY, method_class
-from aestimo.personalization.runs import ConfiguredMethod, Sample
-from aestimo.personalization.multi_attribute import MultiAttributeTrainOptions
-from aestimo.personalization.pa_iaa import PaIaaTrainOptions
-from aestimo.personalization.prompts import PromptTrainOptions
+from aestimo.personalization import REGISTRY, generic_models, method_class
+from aestimo.personalization.running.runs import ConfiguredMethod, Sample
 from aestimo.training.experts import LossWeights, StageConfig
 from aestimo.training.long_tail import LongTailOptions
 from aestimo.training.pseudo_labels import ApdsGrid
@@ -161,13 +158,11 @@ class Bootstrap(Strict):
 
 
 class Selection(Strict):
-    """Settings chosen on validation people (aestimo.personalization.selection): per registry
+    """Settings chosen on validation people (aestimo.personalization.running.selection): per registry
     method, one option and its grid; the chosen value applies to every entry of that method that
     does not set the option itself (in its entry or in ``defaults``)."""
 
-    grids: dict[str, dict[str, list[float]]] = Field(
-        default_factory=lambda: {"instant": {"l2": [0.3, 1.0, 3.0, 10.0, 30.0, 100.0]}}
-    )
+    grids: dict[str, dict[str, list[float]]] = Field(default_factory=dict)  # e.g. {<method>: {<option>: [values]}}
     ks: list[PositiveInt] | None = None  # None = the protocol's ks (a k no validation person can fill is skipped)
     repeats: PositiveInt = 2
     min_query: PositiveInt = 10
@@ -183,7 +178,7 @@ class PersonalizeParams(Compute):
     defaults: dict[str, Any] = Field(default_factory=dict)  # options every method that has them takes
     batched: bool = False
     deploy_method: str | None = None  # the state `aestimo score` uses; None = the first deployable method
-    reference_method: str = "zero_shot_ensemble"  # the row every method is paired with in personalization_vs_reference
+    reference_method: str | None = None  # the row every method is paired with in personalization_vs_reference; None = the reference entry
     bootstrap: Bootstrap = Bootstrap()
     selection: Selection = Selection()
     protocol: str = "default"
@@ -216,6 +211,44 @@ class PersonalizeParams(Compute):
     def _methods_valid(self):
         self.configured_methods([])
         return self
+
+    @model_validator(mode="after")
+    def _reference_known(self):
+        if self.reference_method is None:  # the configured entry of a reference method (Method.reference)
+            refs = [n for n, e in self.methods.items() if e.method in REGISTRY and REGISTRY[e.method].reference]
+            object.__setattr__(self, "reference_method", refs[0] if refs else None)
+        elif self.reference_method not in self.methods:
+            raise ValueError(f"parameter 'personalize.reference_method': '{self.reference_method}' is not one of methods "
+                             f"{sorted(self.methods)}")
+        return self
+
+    def entries_of(self, rows) -> dict[str, str]:
+        """Each table row's configured entry: the entry of that name, else the longest entry whose
+        name and ``_`` begin the row (the rows :meth:`Method.variants` expands it into)."""
+        out = {}
+        for row in rows:
+            if row in self.methods:
+                out[row] = row
+                continue
+            owners = [n for n in self.methods if row.startswith(f"{n}_")]
+            if owners:
+                out[row] = max(owners, key=len)
+        return out
+
+    def detail_rows(self, rows) -> list[str]:
+        """The rows of ``rows`` that are details of their entry (``Method.detail_variants``): one
+        per expert, say; the report's main views leave them out."""
+        return [r for r, e in self.entries_of(rows).items()
+                if r != e and REGISTRY.get(self.methods[e].method) is not None and REGISTRY[self.methods[e].method].detail_variants]
+
+    def ablations(self, rows) -> dict[str, list[str]]:
+        """The rows of ``rows`` that make an ablation (``Method.ablation``), by its title."""
+        out: dict[str, list[str]] = {}
+        for r, e in self.entries_of(rows).items():
+            cls = REGISTRY.get(self.methods[e].method)
+            if cls is not None and cls.ablation:
+                out.setdefault(cls.ablation, []).append(r)
+        return out
 
     def configured_methods(self, experts: list[str], chosen: dict[str, dict[str, Any]] | None = None) -> list[ConfiguredMethod]:
         """Every configured entry built through the registry (``defaults`` filled in where the
@@ -268,7 +301,8 @@ class LongTailAblation(Strict):
 class PeopleSelfTraining(Strict):
     """Person-level self-training of a ``personalize.methods`` entry (one whose state is a λ)."""
 
-    base: str = "instant"  # the name of a personalize.methods entry
+    method: str | None = None  # the registered method that self-trains a person around the base (options: base, base_options, beta, t, pool_size, album_size, seed)
+    base: str | None = None  # the name of a personalize.methods entry whose state is a λ; None = personalize.deploy_method
     pool_size: int = Field(default=32, ge=1)
     album_size: int = Field(default=96, ge=1)
     sample: MethodSample | None = None  # None: every planned person and repeat
@@ -289,13 +323,41 @@ class SelfTrainingParams(Compute):
 
 
 class FieldModelsParams(Compute):
-    """Training options of the field's generic models (each class holds its defaults)."""
+    """Training options of the generic models that methods start from: one block per method that
+    declares one (:func:`aestimo.personalization.generic_models`), named after the method and
+    parsed by the options class the method declares (which holds the defaults)."""
 
-    pa_iaa: PaIaaTrainOptions = PaIaaTrainOptions()
-    prompt: PromptTrainOptions = PromptTrainOptions()
-    multi_attribute: MultiAttributeTrainOptions = MultiAttributeTrainOptions()
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     seed: int = 0
     threads: int | None = None  # None = every core (the nodes run one at a time)
+
+    @model_validator(mode="after")
+    def _blocks(self):
+        models = generic_models()
+        extra = dict(self.model_extra or {})
+        for name, raw in extra.items():
+            if name not in models:
+                close = difflib.get_close_matches(name, list(models) + ["seed", "threads", "device", "precision"], n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"the generic models: {', '.join(models)}"
+                raise ValueError(f"parameter 'field_models.{name}' is not a known name ({hint})")
+        for name, model in models.items():
+            try:
+                extra[name] = model.options.model_validate(extra.get(name) or {})
+            except ValidationError as err:
+                e = err.errors()[0]
+                where = ".".join(str(x) for x in ("field_models", name, *e["loc"]))
+                if e["type"] == "extra_forbidden":
+                    close = difflib.get_close_matches(str(e["loc"][-1]), list(model.options.model_fields), n=1)
+                    hint = f"did you mean '{close[0]}'?" if close else f"known names: {', '.join(model.options.model_fields)}"
+                    raise ValueError(f"parameter '{where}' is not a known name ({hint})") from None
+                raise ValueError(f"parameter '{where}': {e['msg']} (got {e.get('input')!r})") from None
+        object.__setattr__(self, "__pydantic_extra__", extra)
+        return self
+
+    def options_of(self, method: str) -> Strict:
+        """The training options of ``method``'s generic model."""
+        return self.model_extra[method]
 
 
 SECTIONS: dict[str, type[BaseModel]] = {

@@ -196,13 +196,13 @@ def project_scorer(
     (the pipeline's, `aestimo personalize`'s and the ``new_people_ratings`` files').
 
     Raises :class:`NotAProjectError` (a ``ValueError``) when ``project_path`` is not an Aestimo
-    project or ``env`` not one of its environments, :class:`~aestimo.personalization.keys.UnknownPersonError`
+    project or ``env`` not one of its environments, :class:`~aestimo.personalization.running.keys.UnknownPersonError`
     for an unknown person and ``FileNotFoundError`` when the project's run has not written the models yet.
     """
     project_path, catalog, _ = open_project(project_path, env)
 
     from aestimo.own_people import find
-    from aestimo.personalization.keys import split_person_key
+    from aestimo.personalization.running.keys import split_person_key
     from aestimo.scoring import PersonalScorer
 
     people = project_people(catalog)
@@ -247,14 +247,15 @@ def project_personalize(
     its ``user_coefficients`` as ``own__<name>`` (:mod:`aestimo.personalization.new_person`).
     Returns the person and the folder their file went to.
 
-    Raises ``ValueError`` (:class:`~aestimo.personalization.new_person.RatingsError` for the
+    Raises ``ValueError`` (:class:`~aestimo.data.own_ratings.RatingsError` for the
     ratings, :class:`NotAProjectError` for the project) when nothing can be saved, and
     ``FileNotFoundError`` when the project has no trained experts yet. Nothing is written then.
     """
     from aestimo import config
     from aestimo.data.scales import USER_SOURCE
-    from aestimo.personalization.keys import person_key
-    from aestimo.personalization.new_person import check_name, personalize_new_person, read_ratings
+    from aestimo.personalization.running.keys import person_key
+    from aestimo.data.own_ratings import check_name, read_ratings
+    from aestimo.personalization.new_person import personalize_new_person
 
     check_name(name)
     project_path = project_root(project_path)
@@ -296,7 +297,7 @@ def _chosen_settings(catalog) -> dict | None:
 
     from kedro.io import DatasetError
 
-    from aestimo.personalization.selection import chosen_settings
+    from aestimo.personalization.running.selection import chosen_settings
 
     try:
         return chosen_settings(catalog.load("chosen_settings"))
@@ -441,7 +442,7 @@ def _quiet(verbose: bool):
 
 def _score(parser: argparse.ArgumentParser, args: argparse.Namespace, table_out) -> int:
     from aestimo.bundle import BundleError
-    from aestimo.personalization.keys import UnknownPersonError
+    from aestimo.personalization.running.keys import UnknownPersonError
     from aestimo.scoring import PersonalScorer, score_images
 
     if args.coefficients and not (args.theta0 and args.task_vectors):
@@ -482,7 +483,7 @@ def _score(parser: argparse.ArgumentParser, args: argparse.Namespace, table_out)
 def _personalize(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from aestimo.bundle import BundleError
     from aestimo.data.scales import USER_SOURCE
-    from aestimo.personalization.new_person import check_name, format_scale, parse_scale
+    from aestimo.data.own_ratings import check_name, format_scale, parse_scale
 
     try:
         check_name(args.name)
@@ -523,7 +524,7 @@ def _personalize(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
 
 def _people(args: argparse.Namespace, table_out) -> int:
     from aestimo import own_people
-    from aestimo.personalization.keys import UnknownPersonError
+    from aestimo.personalization.running.keys import UnknownPersonError
 
     parser = args.usage  # `aestimo people`'s own usage line
     if args.action == "list" and args.id:

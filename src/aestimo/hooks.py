@@ -219,23 +219,23 @@ class NodeTimingHooks:
 
 class WorkerPoolHooks:
     """One pool of personalization workers for a whole run: a node that opens a pool takes over the
-    previous node's workers instead of spawning its own (``aestimo.personalization.pool.keep_warm``)."""
+    previous node's workers instead of spawning its own (``aestimo.personalization.running.pool.keep_warm``)."""
 
     @hook_impl
     def before_pipeline_run(self) -> None:
-        from aestimo.personalization.pool import keep_warm
+        from aestimo.personalization.running.pool import keep_warm
 
         keep_warm(True)
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        from aestimo.personalization.pool import keep_warm
+        from aestimo.personalization.running.pool import keep_warm
 
         keep_warm(False)
 
     @hook_impl
     def on_pipeline_error(self) -> None:
-        from aestimo.personalization.pool import keep_warm
+        from aestimo.personalization.running.pool import keep_warm
 
         keep_warm(False)
 

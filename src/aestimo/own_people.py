@@ -6,7 +6,7 @@ What each person is comes from their coefficients file's header alone (the safet
 metadata and tensor names; no tensor is read): their source, the method `aestimo score`
 deploys, the ks and repeats fitted per method, and for one's own people the ratings file and
 scale. When they were personalized is the file's modification time. The file's on-disk name
-(``<source>__<rater_id>``, :mod:`aestimo.personalization.keys`) is never shown.
+(``<source>__<rater_id>``, :mod:`aestimo.personalization.running.keys`) is never shown.
 
 No Kedro here: :mod:`aestimo.console` opens the project and hands over its catalog.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from safetensors import safe_open
 
 from aestimo.data.scales import SCALES, USER_SOURCE
-from aestimo.personalization.keys import UnknownPersonError, match_person, parse_person_ref, parse_state_key, split_person_key
+from aestimo.personalization.running.keys import UnknownPersonError, match_person, parse_person_ref, parse_state_key, split_person_key
 
 #: A person's kind: one's own (``own:NAME``, from a ratings file) or one of the run's held-out people.
 OWN, HELD_OUT = "own", "held-out"
@@ -139,7 +139,7 @@ def closest(ref: str, ids: Iterable[str], n: int = 3) -> list[str]:
 def find(ref: str, keys: Iterable[str]) -> str:
     """The one on-disk key among ``keys`` that ``ref`` (``source:rater_id`` or a bare rater id) names.
 
-    :class:`~aestimo.personalization.keys.UnknownPersonError` when none does, naming the closest ids
+    :class:`~aestimo.personalization.running.keys.UnknownPersonError` when none does, naming the closest ids
     (or saying how to list them), and when several do (a bare id of two sources)."""
     keys = list(keys)
     source, rater = parse_person_ref(ref)

@@ -23,7 +23,7 @@ from aestimo.data.scales import SCALES, Scale, user_scale
 from aestimo.models.merged import merge_state
 from aestimo.models.scorer import Scorer, template_tensor
 from aestimo.models.theta0 import load_scorer, normalisation
-from aestimo.personalization.keys import parse_state_key, split_person_key, state_key
+from aestimo.personalization.running.keys import parse_state_key, split_person_key, state_key
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from aestimo.models.folding import BatchNormFolding, folded_copy
 from aestimo.models.merged import MergedScorer, build_task_vectors, merge_state
 from aestimo.models.staged import StagedScorer
 from aestimo.models.theta0 import load_scorer, make_theta0
-from aestimo.personalization.linearized import score_features
+from aestimo.personalization.methods.linearized import score_features
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")]

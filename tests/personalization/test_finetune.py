@@ -13,8 +13,8 @@ from aestimo.models.head import ScoreHead
 from aestimo.models.merged import MergedScorer, build_task_vectors
 from aestimo.models.scorer import Scorer
 from aestimo.personalization import method_class
-from aestimo.personalization import multi_attribute  # noqa: F401  (registers multi_attribute)
-from aestimo.personalization.finetune import (
+from aestimo.personalization.methods.field import multi_attribute # noqa: F401  (registers multi_attribute)
+from aestimo.personalization.methods.finetune import (
     SHARED_KEY,
     FinetuneAll,
     FinetuneAllOptions,
@@ -23,7 +23,7 @@ from aestimo.personalization.finetune import (
     scores,
     zero_shot_parameters,
 )
-from aestimo.personalization.task_vectors import person_loss
+from aestimo.personalization.methods.task_vectors import person_loss
 from tests.personalization.test_instant import TEMPLATE, person_runs, toy_context, toy_world
 
 TOY_HEAD = ("out.",)  # the toy module's last layer

@@ -7,15 +7,20 @@ import torch
 from aestimo.evaluation import metrics
 from aestimo.models.merged import MergedScorer, build_task_vectors
 from aestimo.models.scorer import template_tensor
-from aestimo.personalization import task_vectors as tv
-from aestimo.personalization.instant import Instant, InstantOptions, cv_pull, expansion_point, features_for
-from aestimo.personalization.linear_problem import solve
-from aestimo.personalization.linearized import linear_scores, score_features
+from aestimo.personalization.methods import task_vectors as tv
+from aestimo.personalization.methods.instant import Instant, InstantOptions, cv_pull, expansion_point, features_for
+from aestimo.personalization.methods.linear_problem import LinearProblem
+from aestimo.personalization.methods.linearized import linear_scores, score_features
 from aestimo.personalization.registry import Context, Query, Support
 from tests.personalization.test_task_vectors import Toy
 
 TEMPLATE = template_tensor("five")
 
+
+
+def _solve(base, phi, at, y, init, loss="rank", l2=10.0, max_iter=200):
+    """The instant problem of one support set, solved from ``init`` (per layer, or per source when 1-D)."""
+    return LinearProblem.of(base, phi, at, layerwise=init.dim() == 2).solve(y, init, loss, l2, max_iter)
 
 def toy_world(n_sources=4, seed=0):
     """θ0 scores nothing in particular; expert i turns the score up with input feature i."""
@@ -114,11 +119,11 @@ def test_solve_stays_at_the_initialisation_when_the_pull_dominates_or_nothing_is
     base, phi = torch.randn(10, generator=g), torch.randn(10, 3, 5, generator=g)
     at, init = torch.full((3, 5), 1 / 3), torch.rand(3, 5, generator=g)
     y = torch.randn(10, generator=g)
-    far = solve(base, phi, at, y, init, l2=0.0, max_iter=50)
-    held = solve(base, phi, at, y, init, l2=1e6)
+    far = _solve(base, phi, at, y, init, l2=0.0, max_iter=50)
+    held = _solve(base, phi, at, y, init, l2=1e6)
     assert (far - init).abs().max() > 1e-2
     assert (held - init).abs().max() < 1e-4
-    flat = solve(base, phi, at, torch.full((10,), 2.0), init, l2=1.0)  # all scores equal: no pair to rank
+    flat = _solve(base, phi, at, torch.full((10,), 2.0), init, l2=1.0)  # all scores equal: no pair to rank
     torch.testing.assert_close(flat, init)
 
 
@@ -241,11 +246,11 @@ def test_instant_chooses_its_pull_inside_the_support_from_cv_from_k_only():
     assert float(state["l2"]) in (0.1, 1000.0)
     base, phi = method._linear(ctx).take(large.rows)
     init = tv.init_coefficients(large.expert_scores, large.y.numpy(), merged.shape[1], method.options.lambda_options(0))
-    torch.testing.assert_close(state["lambda"], solve(base, phi, method._linear(ctx).at, large.y, init, "rank", float(state["l2"])))
+    torch.testing.assert_close(state["lambda"], _solve(base, phi, method._linear(ctx).at, large.y, init, "rank", float(state["l2"])))
 
 
 def test_the_written_out_gradient_is_autograds_for_both_losses_with_and_without_pairs():
-    from aestimo.personalization.linear_problem import LinearObjective
+    from aestimo.personalization.methods.linear_problem import LinearObjective
 
     g = torch.Generator().manual_seed(11)
     k, d = 15, 7

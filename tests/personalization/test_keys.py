@@ -2,7 +2,7 @@
 
 import pytest
 
-from aestimo.personalization.keys import (
+from aestimo.personalization.running.keys import (
     UnknownPersonError,
     match_person,
     parse_person_ref,

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from aestimo import config
 from aestimo.evaluation import metrics
 from aestimo.personalization import Query, Support, method_class
-from aestimo.personalization.linear_probe import DEFAULT_ALPHAS, LinearProbe, ridge_loo
+from aestimo.personalization.methods.linear_probe import DEFAULT_ALPHAS, LinearProbe, ridge_loo
 from aestimo.personalization.registry import Context
 
 

@@ -2,8 +2,13 @@
 
 import torch
 
-from aestimo.personalization.linear_problem import LinearObjective, LinearProblem, _lbfgs, solve
+from aestimo.personalization.methods.linear_problem import LinearObjective, LinearProblem, _lbfgs
 
+
+
+def _solve(base, phi, at, y, init, loss="rank", l2=10.0, max_iter=200):
+    """The instant problem of one support set, solved from ``init`` (per layer, or per source when 1-D)."""
+    return LinearProblem.of(base, phi, at, layerwise=init.dim() == 2).solve(y, init, loss, l2, max_iter)
 
 def problem(k=40, n=3, L=5, seed=0, ties=False):
     g = torch.Generator().manual_seed(seed)
@@ -21,7 +26,7 @@ def test_newton_reaches_the_minimum_for_both_losses_layerwise_and_per_source():
             for ties in (False, True):
                 base, phi, at, y, init = problem(seed=int(ties), ties=ties)
                 init = init if layerwise else init.mean(1)
-                lam = solve(base, phi, at, y, init, loss, l2=2.0)
+                lam = _solve(base, phi, at, y, init, loss, l2=2.0)
                 p = LinearProblem.of(base, phi, at, layerwise)
                 objective = LinearObjective(p.offset, p.feats, y.double(), init.double().flatten(), loss, 2.0)
                 value, grad = objective(lam.double().flatten())
@@ -42,5 +47,5 @@ def test_a_fold_shares_the_kernel_and_equals_a_fresh_problem_on_its_rows():
 
 def test_without_a_pull_lbfgs_moves_from_the_initialisation():
     base, phi, at, y, init = problem(seed=3)
-    far = solve(base, phi, at, y, init, "rank", l2=0.0, max_iter=30)
+    far = _solve(base, phi, at, y, init, "rank", l2=0.0, max_iter=30)
     assert (far - init).abs().max() > 1e-2

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from aestimo.personalization import REGISTRY, Method, Query, Support, method_class, register
-from aestimo.personalization.expert_choice import BestExpertOnSupport, SingleExpert, ZeroShotEnsemble
-from aestimo.personalization.keys import parse_state_key
-from aestimo.personalization.oracle import Oracle
-from aestimo.personalization.pool import Result
+from aestimo.personalization.methods.expert_choice import BestExpertOnSupport, SingleExpert, ZeroShotEnsemble
+from aestimo.personalization.running.keys import parse_state_key
+from aestimo.personalization.methods.oracle import Oracle
+from aestimo.personalization.running.pool import Result
 from aestimo.personalization.registry import Context
-from aestimo.personalization.runs import ConfiguredMethod, RunData, build_jobs, collect
+from aestimo.personalization.running.runs import ConfiguredMethod, RunData, build_jobs, collect
 
 
 class FakeContext(Context):
@@ -89,8 +89,8 @@ def test_a_new_method_is_one_class_and_its_state_lands_under_its_keys():
 def test_metric_rows_taken_as_results_come_in_equal_those_computed_at_the_end():
     """run_jobs hands each result to ``on_result`` once; the metric rows filled that way are the rows
     collect computes itself."""
-    from aestimo.personalization.pool import run_jobs
-    from aestimo.personalization.runs import MetricRows
+    from aestimo.personalization.running.pool import run_jobs
+    from aestimo.personalization.running.runs import MetricRows
 
     ctx = FakeContext(["a", "b"])
     rng = np.random.default_rng(0)

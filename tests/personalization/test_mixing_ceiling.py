@@ -7,9 +7,9 @@ import torch
 
 from aestimo.evaluation import metrics
 from aestimo.personalization import Query, Support, method_class
-from aestimo.personalization.expert_choice import ZeroShotEnsemble
-from aestimo.personalization.oracle import MixingCeiling, Oracle
-from aestimo.personalization.runs import ConfiguredMethod, RunData, build_jobs, run_data
+from aestimo.personalization.methods.expert_choice import ZeroShotEnsemble
+from aestimo.personalization.methods.oracle import MixingCeiling, Oracle
+from aestimo.personalization.running.runs import ConfiguredMethod, RunData, build_jobs, run_data
 
 
 def _query(ratings, n=3, q=60, seed=0, truth=None):

@@ -9,8 +9,8 @@ from aestimo.bundle import TensorBundle, load_bundle, save_bundle
 from aestimo.evaluation import metrics
 from aestimo.models.scorer import MultiAttributeScorer
 from aestimo.personalization import method_class
-from aestimo.personalization.field_data import FieldData
-from aestimo.personalization.multi_attribute import (
+from aestimo.personalization.methods.field.field_data import FieldData
+from aestimo.personalization.methods.field.multi_attribute import (
     OVERALL,
     SHARED_KEY,
     AttributeHeads,

@@ -15,16 +15,9 @@ from aestimo.config import PersonalizeParams
 from aestimo.data.scales import SCALES, USER_SOURCE, infer_user_scale, user_scale
 from aestimo.models.scorer import template_tensor
 from aestimo.personalization import Method, register
-from aestimo.personalization.keys import parse_state_key
-from aestimo.personalization.new_person import (
-    MIN_RATINGS,
-    RatingsError,
-    check_name,
-    parse_ratings,
-    parse_scale,
-    personalize_new_person,
-    read_ratings,
-)
+from aestimo.personalization.running.keys import parse_state_key
+from aestimo.data.own_ratings import RatingsError, check_name, parse_ratings, parse_scale, read_ratings
+from aestimo.personalization.new_person import MIN_RATINGS, personalize_new_person
 from tests.kedro_project import catalog, inside
 from tests.test_console import smoke_project
 

@@ -9,7 +9,7 @@ from aestimo import config
 from aestimo.data.scales import SCALES
 from aestimo.evaluation import metrics
 from aestimo.personalization import Query, Support, method_class
-from aestimo.personalization.output_mix import OutputMix, fit_mix
+from aestimo.personalization.methods.output_mix import OutputMix, fit_mix
 
 TAU = float(np.std(SCALES["flickr_aes"].template_values))
 

@@ -8,8 +8,8 @@ import torch
 from aestimo.bundle import TensorBundle, load_bundle, save_bundle
 from aestimo.data.scales import TEMPLATES
 from aestimo.evaluation import metrics
-from aestimo.personalization.field_data import TRAITS, FieldData
-from aestimo.personalization.pa_iaa import (
+from aestimo.personalization.methods.field.field_data import TRAITS, FieldData
+from aestimo.personalization.methods.field.pa_iaa import (
     PaIaa,
     PaIaaHeads,
     PaIaaOptions,

@@ -1,7 +1,7 @@
 """The pool kept between blocks (pool.keep_warm): taken over, or replaced when it cannot be."""
 
-from aestimo.personalization import pool as pool_module
-from aestimo.personalization.pool import WorkerPool
+from aestimo.personalization.running import pool as pool_module
+from aestimo.personalization.running.pool import WorkerPool
 
 
 class _Kept:

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from aestimo.evaluation import metrics
 from aestimo.personalization import method_class
-from aestimo.personalization.field_data import FieldData
-from aestimo.personalization.prompts import (
+from aestimo.personalization.methods.field.field_data import FieldData
+from aestimo.personalization.methods.field.prompts import (
     ARTIFACT,
     PARTS,
     AesMambaP,

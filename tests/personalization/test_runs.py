@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from aestimo.personalization import runs
+from aestimo.personalization.running import runs
 
 
 

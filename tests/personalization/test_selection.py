@@ -4,9 +4,9 @@ import numpy as np
 import polars as pl
 import torch
 
-from aestimo.personalization.instant import Instant, InstantOptions
-from aestimo.personalization.runs import RunData
-from aestimo.personalization.selection import choose, validation_people, validation_splits
+from aestimo.personalization.methods.instant import Instant, InstantOptions
+from aestimo.personalization.running.runs import RunData
+from aestimo.personalization.running.selection import choose, validation_people, validation_splits
 from tests.personalization.test_instant import person_runs, toy_context, toy_world
 
 
@@ -60,7 +60,7 @@ def test_a_tie_goes_to_the_stronger_pull():
 
 def test_chosen_settings_fill_only_options_the_parameters_leave_unset():
     from aestimo import config
-    from aestimo.personalization.selection import chosen_settings
+    from aestimo.personalization.running.selection import chosen_settings
 
     table = pl.DataFrame({"method": ["instant", "instant", "output_mix"], "option": ["l2"] * 3, "value": [0.1, 1.0, 30.0],
                           "k": [10] * 3, "people": [4] * 3, "srocc_mean": [0.4, 0.3, 0.2], "chosen": [True, False, True]})

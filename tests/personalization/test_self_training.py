@@ -3,9 +3,9 @@ person's unrated album images (never their query images)."""
 
 import torch
 
-from aestimo.personalization.instant import Instant, InstantOptions
+from aestimo.personalization.methods.instant import Instant, InstantOptions
 from aestimo.personalization.registry import Query, Support
-from aestimo.personalization.self_training import SelfTraining, SelfTrainingOptions
+from aestimo.personalization.methods.self_training import SelfTraining, SelfTrainingOptions
 from tests.personalization.test_instant import person_runs, toy_context, toy_world
 
 

@@ -10,7 +10,7 @@ from aestimo.bundle import TensorBundle
 from aestimo.models.head import ScoreHead, sigmoid_distribution
 from aestimo.models.scorer import Scorer, template_tensor
 from aestimo.models.merged import MergedScorer, build_task_vectors
-from aestimo.personalization.task_vectors import LambdaOptions, Person, init_coefficients, personalize, predict
+from aestimo.personalization.methods.task_vectors import LambdaOptions, Person, init_coefficients, personalize, predict
 
 
 def test_init_is_softmax_of_ten_times_srocc_broadcast_over_layers():

@@ -15,10 +15,10 @@ from aestimo.data.images import CachedImages
 from aestimo.data.scales import SCALES
 from aestimo.models.theta0 import normalisation
 from aestimo.personalization import Context, Query, Support
-from aestimo.personalization.keys import split_person_key, state_key
-from aestimo.personalization.instant import Instant, InstantOptions
-from aestimo.personalization.pool import Job, prepare, run_job, run_jobs, worker_pool
-from aestimo.personalization.task_vectors import LambdaOptions, TaskVectors
+from aestimo.personalization.running.keys import split_person_key, state_key
+from aestimo.personalization.methods.instant import Instant, InstantOptions
+from aestimo.personalization.running.pool import Job, prepare, run_job, run_jobs, worker_pool
+from aestimo.personalization.methods.task_vectors import LambdaOptions, TaskVectors
 from tests.kedro_project import ROOT, catalog, inside, new_project, run
 
 
@@ -241,7 +241,7 @@ def test_worker_processes_give_the_in_process_numbers(project):
         processes = set(executor._processes)
         once = run_jobs(shared, jobs, workers=2) + run_jobs(shared, fast, workers=2)
         assert pool.executor() is executor and set(executor._processes) == processes
-    assert shared.pool is None
+    assert shared.mapper is None
     for a, b in zip(here, once):
         assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
 
@@ -250,7 +250,7 @@ def test_a_warm_pool_serves_the_next_block_with_its_own_context(project):
     """Kept warm (as a Kedro run keeps it), the workers of one block serve the next block: the same
     processes, rebound to the new context (other task vectors give that context's numbers)."""
     from aestimo.bundle import TensorBundle
-    from aestimo.personalization import pool as pool_module
+    from aestimo.personalization.running import pool as pool_module
 
     _, catalog = project
     first = _context(catalog)
@@ -277,7 +277,7 @@ def test_a_warm_pool_serves_the_next_block_with_its_own_context(project):
             with worker_pool(c) as pool:
                 got.append(run_jobs(c, jobs, workers=2))
                 processes.append(dict(pool.executor()._processes))
-            assert c.pool is None
+            assert c.mapper is None
         kept = pool_module._WARM
         assert kept is not None and kept.ctx is second
     finally:

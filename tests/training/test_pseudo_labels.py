@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aestimo.personalization.registry import Query, Support
-from aestimo.personalization.self_training import albums, rated_by_person
+from aestimo.personalization.methods.self_training import albums, rated_by_person
 from aestimo.training.data import unlabeled_pool
 from aestimo.training.pseudo_labels import ApdsGrid, PseudoLabels, grid_search, mean_surface, pseudo_label, sharpen, temperatures
 

@@ -15,7 +15,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.partitions import PartitionedDataset
 
-from aestimo.personalization.new_person import Ratings, parse_scale, read_ratings
+from aestimo.data.own_ratings import Ratings, parse_scale, read_ratings
 
 
 class RatingsCSVDataset(AbstractDataset[None, Ratings]):

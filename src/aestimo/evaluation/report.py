@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import polars as pl
@@ -24,10 +25,19 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 """
 
 
-def main_methods(column: str = "method") -> pl.Expr:
-    """Rows to show in a main view: every method but the single experts' zero-shot rows
-    (``zero_shot_<source>``); the zero-shot ensemble stays."""
-    return ~pl.col(column).str.starts_with("zero_shot_") | (pl.col(column) == "zero_shot_ensemble")
+def detail_rows(summary: pl.DataFrame) -> list[str]:
+    """The summary's detail rows (one per expert, say: ``Method.detail_variants``), by its
+    ``detail`` column; a table without one (an older run's) falls back to the single experts'
+    ``zero_shot_<source>`` rows of the default configuration."""
+    if "detail" in summary.columns:
+        return summary.filter(pl.col("detail").fill_null(False))["method"].unique().to_list()
+    rows = summary["method"].unique().to_list() if "method" in summary.columns else []
+    return [r for r in rows if r.startswith("zero_shot_") and r != "zero_shot_ensemble"]
+
+
+def main_methods(hidden: Sequence[str] = (), column: str = "method") -> pl.Expr:
+    """Rows to show in a main view: every row but the details ``hidden`` (:func:`detail_rows`)."""
+    return ~pl.col(column).is_in(list(hidden))
 
 
 MISSING = "\u2013"  # an en dash: what a table shows for a missing value (null, NaN)
@@ -202,13 +212,13 @@ def best_method(vs_reference: pl.DataFrame, default: str) -> str:
 
 
 def method_comparison_section(
-    summary: pl.DataFrame, timings: pl.DataFrame, prompt_ablation: pl.DataFrame | None = None,
+    summary: pl.DataFrame, timings: pl.DataFrame, ablations: dict[str, pl.DataFrame] | None = None,
     best_gains_shown_above: str | None = None,
 ) -> str:
     """Methods side by side: mean SROCC per k with its interval (ceilings marked), the best method
-    at each k, accuracy against cost, who gains person by person, seconds per person and, when
-    given, the prompt ablation. ``best_gains_shown_above`` names the best method when its gains
-    figure is the one the report already shows (the deployed method's): it is not shown twice."""
+    at each k, accuracy against cost, who gains person by person, seconds per person and each
+    ablation given (its rows, by title). ``best_gains_shown_above`` names the best method when its
+    gains figure is the one the report already shows (the deployed method's): it is not shown twice."""
     if summary.height:
         out = (
             "<p>Mean SROCC over held-out people with a 95 % bootstrap interval over people (each person's "
@@ -222,7 +232,7 @@ def method_comparison_section(
     out += (
         "<h3>Accuracy against cost</h3>"
         "<img src='personalization/cost.png' alt='mean SROCC against seconds per person'>"
-        "<h3>Who gains, person by person: the best method over the zero-shot ensemble</h3>"
+        "<h3>Who gains, person by person: the best method over the reference</h3>"
         + (f"<p>The best method is {html.escape(best_gains_shown_above)}, the deployed one: its gains are "
            "the figure under Personalization.</p>" if best_gains_shown_above else
            "<img src='personalization/best_gains.png' alt='per-person SROCC gain of the best method'>")
@@ -230,14 +240,16 @@ def method_comparison_section(
         "shared work shared out over its runs; seconds on this machine, they change from machine to machine.</p>"
         + table_html(seconds, float_spec=".3g")
     )
-    if prompt_ablation is not None:
-        out += "<h3>Prompt ablation</h3>" + table_html(prompt_ablation)
+    for title, table in (ablations or {}).items():
+        out += f"<h3>Ablation: {html.escape(title)}</h3>" + table_html(table)
     return out
 
 
-def versus_reference_section(table: pl.DataFrame, reference: str) -> str:
+def versus_reference_section(table: pl.DataFrame, reference: str | None) -> str:
     """Plain sentences: does each method beat ``reference`` at each k, over people (its interval
     excluding zero), and the table behind them."""
+    if reference is None:
+        return "<p class='note'>No reference method is configured (personalize.reference_method).</p>"
     if table.height == 0:
         return f"<p class='note'>No method could be paired with {html.escape(reference)}.</p>"
     lines = []

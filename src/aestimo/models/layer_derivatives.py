@@ -6,7 +6,7 @@ stack of ``n`` directions per tensor), :func:`directional_derivatives` returns
     D[b, i, l] = ⟨∂f(x_b)/∂θ_l, d[i, l]⟩
 
 for a scalar output ``f``. With the task vectors as directions these are the
-linearized merged scorer's features ∂s/∂λ (:mod:`aestimo.personalization.linearized`).
+linearized merged scorer's features ∂s/∂λ (:mod:`aestimo.personalization.methods.linearized`).
 
 ``torch.func`` gets them as per-image gradients (``vmap`` of ``grad``), which
 builds a weight gradient for every image through batched grouped convolutions:

@@ -52,6 +52,11 @@ def build_task_vectors(
     return TensorBundle(taus, {"sources": sources, "names": names})
 
 
+def task_vectors_of(theta0: TensorBundle, *expert_weights: TensorBundle) -> TensorBundle:
+    """Layer-wise task vectors of every expert bundle (its ``source`` in its metadata) against θ0."""
+    return build_task_vectors(load_scorer(theta0), theta0.tensors, {b.meta["source"]: b.tensors for b in expert_weights})
+
+
 def layer_agnostic(task_vectors: TensorBundle) -> dict[str, torch.Tensor]:
     """One flat vector per source (the layer-agnostic view, for ablations)."""
     flat = torch.cat([task_vectors[n].flatten(1) for n in task_vectors.meta["names"]], dim=1)

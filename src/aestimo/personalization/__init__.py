@@ -5,15 +5,17 @@ Importing this package registers the built-in methods: ``task_vectors`` (λ lear
 merged scorer), ``instant`` (λ from the linearized scorer), ``zero_shot_ensemble``, ``single_expert``, ``best_expert_on_support``, ``output_mix``
 (a learned mix of the experts' outputs), ``linear_probe`` (ridge on θ0's features) and the
 ``oracle`` and ``mixing_ceiling`` ceilings; ``self_training`` (person-level pseudo-labels), ``pa_iaa``,
-``aesmamba_p`` (prompts), ``multi_attribute``, ``finetune_head`` and ``finetune_all``. A new method is one module with a ``@register("name")`` class, imported below.
+``aesmamba_p`` (prompts), ``multi_attribute``, ``finetune_head`` and ``finetune_all``. A new method is one module with a ``@register("name")`` class in ``methods/``, imported there.
+The machinery that runs them is ``running/``.
 """
 
-import importlib
+from aestimo.personalization.registry import (
+    REGISTRY, Context, GenericModel, Method, Query, Support, export_shared, generic_models, import_shared, method_class, register,
+    shareable,
+)
+from aestimo.personalization import methods  # noqa: E402,F401  (registers every method)
 
-from aestimo.personalization.registry import REGISTRY, Context, Method, Query, Support, method_class, register
-
-for _m in ("task_vectors", "instant", "expert_choice", "output_mix", "linear_probe", "oracle", "self_training", "pa_iaa", "prompts",
-           "multi_attribute", "finetune"):
-    importlib.import_module(f"{__name__}.{_m}")
-
-__all__ = ["REGISTRY", "Context", "Method", "Query", "Support", "method_class", "register"]
+__all__ = [
+    "REGISTRY", "Context", "GenericModel", "Method", "Query", "Support", "export_shared", "generic_models", "import_shared",
+    "method_class", "register", "shareable",
+]

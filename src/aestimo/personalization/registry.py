@@ -86,8 +86,9 @@ class Context:
     artifacts: dict[str, TensorBundle] = field(default_factory=dict)
     #: what people told about themselves (Big-Five, experience), by (source, rater_id); empty where unknown
     profiles: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    #: the worker processes open for this context (aestimo.personalization.pool.worker_pool), if any
-    pool: Any = field(default=None, repr=False, compare=False)
+    #: shares work out over the processes the machinery opened for this context (``mapper(fn, args)``,
+    #: set by aestimo.personalization.running while they are open); methods call :meth:`map`
+    mapper: Callable[[Callable, Sequence], list] | None = field(default=None, repr=False, compare=False)
     #: where the network passes run (the images' evaluation views and the merged scorer live there);
     #: small solves stay on the CPU, and fitted states come back to it
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -99,9 +100,29 @@ class Context:
         """θ0 with the task vectors attached (built on first use: methods that mix outputs never pay for it)."""
         return MergedScorer.from_bundles(self.theta0, self.task_vectors, self.device, self.precision)
 
+    def map(self, fn: Callable[[Context, Any], Any], args: Sequence) -> list:
+        """``[fn(self, a) for a in args]``, shared out over the worker processes the machinery opened
+        for this context, if any (``fn`` a module-level function); here otherwise."""
+        if self.mapper is None or len(args) <= 1:
+            return [fn(self, a) for a in args]
+        return self.mapper(fn, args)
+
     def template(self, source: str) -> torch.Tensor:
         """The source's score template, on the context's device."""
         return template_tensor(SCALES[source].template).to(self.device)
+
+
+@dataclass(frozen=True)
+class GenericModel:
+    """A model a method starts from, trained before personalization on training raters only (the
+    ``field_models`` stage): ``train(data, options, device) -> TensorBundle`` with ``options`` (the
+    class of the ``field_models.<method>`` parameter block), saved as the catalog entry
+    ``<method>_model``; with ``evaluate(bundle, data) -> table``, also ``<method>_metrics``. The
+    method reads the trained bundle as ``ctx.artifacts[<method>]``."""
+
+    options: type[Options]
+    train: Callable[..., TensorBundle]
+    evaluate: Callable[..., Any] | None = None
 
 
 class Method:
@@ -120,6 +141,18 @@ class Method:
     needs_profile: ClassVar[bool] = False
     #: True when the state holds a ``lambda`` that `aestimo score` can merge into a scorer.
     deployable: ClassVar[bool] = False
+    #: The generic model the method starts from, trained before personalization (None: none).
+    generic_model: ClassVar[GenericModel | None] = None
+    #: True for the baseline every method is paired with by default (``personalize.reference_method``).
+    reference: ClassVar[bool] = False
+    #: True when the rows :meth:`variants` expands an entry into are details (one per expert, say):
+    #: measured and tabled, but left out of the report's main views.
+    detail_variants: ClassVar[bool] = False
+    #: A title when the rows of this method's entries together make an ablation the report shows
+    #: as a table of its own (e.g. the prompt's contents).
+    ablation: ClassVar[str | None] = None
+    #: Set by :func:`register`: the method's name.
+    registry_name: ClassVar[str]
 
     def __init__(self, options: Options | None = None):
         self.options = options if options is not None else self.Options()
@@ -160,6 +193,59 @@ def register(name: str) -> Callable[[type[Method]], type[Method]]:
         return cls
 
     return deco
+
+
+#: How what methods put in ``Context.shared`` under a key prefix is saved for later stages (a
+#: personalization run's per-image features, reused by the self-training stage): the prefix's
+#: ``(to_tensors(value) -> {part: tensor}, from_tensors({part: tensor}) -> value)``, registered
+#: with :func:`shareable` by the module that computes it.
+SHAREABLE: dict[str, tuple[Callable[[Any], dict[str, torch.Tensor]], Callable[[dict[str, torch.Tensor]], Any]]] = {}
+
+
+def shareable(prefix: str, to_tensors: Callable[[Any], dict[str, torch.Tensor]], from_tensors: Callable[[dict[str, torch.Tensor]], Any]) -> None:
+    """Let ``ctx.shared`` entries whose key starts with ``prefix`` be saved (:func:`export_shared`)."""
+    SHAREABLE[prefix] = (to_tensors, from_tensors)
+
+
+def _codec(key: str):
+    return next((c for p, c in SHAREABLE.items() if key.startswith(p)), None)
+
+
+def export_shared(ctx: Context) -> TensorBundle:
+    """Every saveable entry of ``ctx.shared`` as one bundle (a catalog artifact), tagged with a digest
+    of the task vectors it was computed from."""
+    from aestimo.training.checkpoints import digest
+
+    tensors, keys = {}, []
+    for key, value in ctx.shared.items():
+        codec = _codec(key)
+        if codec is not None:
+            keys.append(key)
+            tensors |= {f"{key}/{part}": t for part, t in codec[0](value).items()}
+    return TensorBundle(tensors, {"keys": keys, "task_vectors": digest(ctx.task_vectors.tensors)})
+
+
+def import_shared(ctx: Context, bundle: TensorBundle) -> int:
+    """Put an exported bundle's entries back into ``ctx.shared`` when they were computed from this
+    context's task vectors (otherwise nothing: they would be another model's); returns how many came back."""
+    from aestimo.training.checkpoints import digest
+
+    if bundle.meta.get("task_vectors") != digest(ctx.task_vectors.tensors):
+        return 0
+    n = 0
+    for key in bundle.meta.get("keys", []):
+        codec = _codec(key)
+        if codec is None:
+            continue
+        parts = {name[len(key) + 1:]: bundle[name] for name in bundle.tensors if name.startswith(f"{key}/")}
+        ctx.shared[key] = codec[1](parts)
+        n += 1
+    return n
+
+
+def generic_models() -> dict[str, GenericModel]:
+    """Every registered method's generic model, by the method's name (in registration order)."""
+    return {name: cls.generic_model for name, cls in REGISTRY.items() if cls.generic_model is not None}
 
 
 def method_class(name: str) -> type[Method]:

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import polars as pl
 import torch
 from pydantic import Field
 from tqdm.auto import tqdm
@@ -402,3 +403,9 @@ def _val_balanced_mae(scorer, views: Callable[[], Iterator[torch.Tensor]], y_val
         return float(sum(rows) / len(rows))
 
     return val
+
+
+def history_table(history: list[dict], stage) -> pl.DataFrame:
+    """A training loop's validation history (step, train and validation loss) as a table, tagged with its stage."""
+    schema = {"step": pl.Int64, "train_loss": pl.Float64, "val_loss": pl.Float64}
+    return pl.DataFrame(history, schema=schema).with_columns(pl.lit(stage).alias("stage"))

@@ -43,5 +43,6 @@ def report_inputs() -> dict[str, Any]:
         "apds_people": pl.DataFrame({"beta": [5.0], "t": [0.3], "mae": [0.4], "chosen": [True]}),
         "self_training_summary": pl.DataFrame({"method": ["instant"], "k": [10], "people": [7], "srocc_mean": [0.3]}),
         "self_training_comparisons": pl.DataFrame({"method": ["instant+self_training"], "versus": ["instant"]}),
-        "personalize_params": {"methods": {"layerwise_rank": {"method": "task_vectors"}}, "protocol": "browser test"},
+        "personalize_params": {"methods": {"layerwise_rank": {"method": "task_vectors"}, "zero_shot_ensemble": {"method": "zero_shot_ensemble"}},
+                               "protocol": "browser test"},
     }

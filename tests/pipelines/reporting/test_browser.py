@@ -162,7 +162,7 @@ def test_method_comparison_section_reads_in_a_browser(tmp_path):
         "k": [10, 10, 10], "runs": [1, 3, 4], "seconds_per_run": [2.0, 6.0, 0.0001],
     })
     ablation = pl.DataFrame({"prompt": ["a photo", "a good photo"], "srocc_mean": [0.3, 0.31]})
-    section = method_comparison_section(SUMMARY, timings, ablation)
+    section = method_comparison_section(SUMMARY, timings, {"the prompt's contents": ablation})
     assert "<strong>layerwise_rank</strong> (0.500 [0.450, 0.550])" in section  # best at k = 10, ceiling aside
     assert "<td>mixing_ceiling</td><td>ceiling</td>" in section
     assert "<td>5</td>" in html_row(section, "layerwise_rank")  # seconds per run pooled over sources by runs

@@ -59,7 +59,8 @@ def test_report_names_the_protocol_and_every_section():
         pl.DataFrame({"method": ["instant", "instant+self_training"], "k": [10, 10], "people": [7, 7], "srocc_mean": [0.3, 0.31],
                       "mae_low": [1.0, 0.9]}),
         pl.DataFrame({"method": ["instant+self_training"], "versus": ["instant"], "k": [10], "mean_diff": [0.01]}),
-        {"methods": {"layerwise_rank": {"method": "task_vectors"}}, "protocol": "tiny test protocol"},
+        {"methods": {"layerwise_rank": {"method": "task_vectors"}, "zero_shot_ensemble": {"method": "zero_shot_ensemble"}},
+         "protocol": "tiny test protocol"},
     )
     assert "tiny test protocol" in html
     for title in ("Personalization", "Methods compared", "The long tail", "Experts", "Task vectors", "Data"):

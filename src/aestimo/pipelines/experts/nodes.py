@@ -25,7 +25,7 @@ from aestimo.models.inference import embed, predict  # noqa: E402
 from aestimo.models.scorer import template_tensor  # noqa: E402
 from aestimo.models.theta0 import load_scorer, make_theta0, normalisation  # noqa: E402
 from aestimo.training.data import source_splits  # noqa: E402
-from aestimo.training.experts import finetune, train_head  # noqa: E402
+from aestimo.training.experts import finetune, history_table, train_head  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def train_expert_head(
         desc=f"{source} stage 1",
         precision=p.precision,
     )
-    return TensorBundle(best, {"source": source, "stage": 1}), _history(history, 1)
+    return TensorBundle(best, {"source": source, "stage": 1}), history_table(history, 1)
 
 
 def finetune_expert(
@@ -134,12 +134,7 @@ def finetune_expert(
         precision=p.precision,
         loader_workers=p.loader_workers,
     )
-    return TensorBundle(best, {"source": source, "stage": 2}), _history(history, 2)
-
-
-def _history(history: list[dict], stage: int) -> pl.DataFrame:
-    schema = {"step": pl.Int64, "train_loss": pl.Float64, "val_loss": pl.Float64}
-    return pl.DataFrame(history, schema=schema).with_columns(pl.lit(stage).alias("stage"))
+    return TensorBundle(best, {"source": source, "stage": 2}), history_table(history, 2)
 
 
 def plot_expert_curves(source: str, stage1: pl.DataFrame, stage2: pl.DataFrame) -> plt.Figure:

@@ -21,8 +21,9 @@ import torch
 
 from aestimo import config
 from aestimo.bundle import TensorBundle
-from aestimo.personalization import selection
-from aestimo.personalization.new_person import Ratings, check_name, personalize_new_person
+from aestimo.personalization.running import selection
+from aestimo.data.own_ratings import Ratings, check_name
+from aestimo.personalization.new_person import personalize_new_person
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,14 @@ import torch  # noqa: E402
 
 from aestimo import config  # noqa: E402
 from aestimo.bundle import TensorBundle  # noqa: E402
-from aestimo.data.images import CachedImages, pixels_of  # noqa: E402
 from aestimo.evaluation import people  # noqa: E402
-from aestimo.evaluation.report import best_method, main_methods, run_seconds  # noqa: E402
-from aestimo.models.theta0 import normalisation  # noqa: E402
-from aestimo.personalization.field_data import profiles_by_person  # noqa: E402
-from aestimo.personalization.instant import export_features  # noqa: E402
-from aestimo.personalization import Context, runs, selection  # noqa: E402
+from aestimo.evaluation.report import best_method, detail_rows, main_methods, run_seconds  # noqa: E402
+from aestimo.personalization.methods.field.field_data import profiles_by_person  # noqa: E402
+from aestimo.personalization import export_shared, generic_models  # noqa: E402
+from aestimo.personalization.running import runs, selection  # noqa: E402
+from aestimo.personalization.running.context import build_context  # noqa: E402
 from aestimo.personalization.registry import method_class  # noqa: E402
-from aestimo.personalization.pool import prepare, run_batched, run_jobs, worker_pool  # noqa: E402
+from aestimo.personalization.running.pool import prepare, run_batched, run_jobs, worker_pool  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +48,6 @@ def plan_personalization(
     """Who is personalized, for which k and repeats (stops on an unknown person or on leakage)."""
     p = _params(params)
     return runs.plan(fewshot_splits, ratings, generic_splits, p.people, p.ks, p.repeats, p.max_people_per_source)
-
-
-def _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, device: torch.device | None = None,
-             precision: str = "fp32") -> Context:
-    """The frozen things every method shares; the image store and the feature table stay mapped from disk."""
-    device = device if device is not None else torch.device("cpu")
-    images = CachedImages(pixels_of(image_cache), theta0.meta["input_size"], *normalisation(theta0), device if device.type != "cpu" else None)
-    if backbone_features.meta["image_ids"] != image_cache.meta["image_ids"]:
-        raise ValueError("backbone_features and image_cache list different images: rerun the experts pipeline")
-    return Context(images, theta0, task_vectors, runs.expert_names(expert_predictions), backbone_features["features"], device=device,
-                   precision=precision)
 
 
 def choose_settings(
@@ -86,7 +74,7 @@ def choose_settings(
         )
         return pl.DataFrame(schema=selection.SELECTION_SCHEMA)
     val_plan = splits.select(*runs.RUN, "seed").unique().sort(*runs.RUN)
-    ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, p.torch_device, p.precision)
+    ctx = build_context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, p.torch_device, p.precision)
     ctx.workers = p.workers
     data = runs.run_data(val_plan, splits, ratings, expert_predictions, image_cache.meta["image_ids"])
     configured = p.configured_methods(ctx.experts)
@@ -114,19 +102,18 @@ def personalize_people(
     task_vectors: TensorBundle,
     chosen_settings: pl.DataFrame,
     user_profiles: pl.DataFrame,
-    pa_iaa_model: TensorBundle,
-    prompt_model: TensorBundle,
-    multi_attribute_model: TensorBundle,
     params: dict[str, Any],
+    *generic: TensorBundle,
 ) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame, TensorBundle]:
     """Every configured method on every planned person × k × repeat: each person's fitted states,
     SROCC / PLCC on the query images, and the time spent (with the settings chosen on validation
-    people, where the parameters do not set them); and instant's per-image features, which later
-    stages reuse instead of computing them again."""
+    people, where the parameters do not set them); and what the methods computed once for everyone
+    (instant's per-image features), which later stages reuse instead of computing it again. ``generic``: the trained generic models of the
+    methods that declare one, in :func:`aestimo.personalization.generic_models`'s order."""
     p = _params(params)
-    ctx = _context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, p.torch_device, p.precision)
+    ctx = build_context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, p.torch_device, p.precision)
     ctx.workers = 1 if p.batched else p.workers
-    ctx.artifacts = {"pa_iaa": pa_iaa_model, "prompt_model": prompt_model, "multi_attribute": multi_attribute_model}
+    ctx.artifacts = dict(zip(generic_models(), generic, strict=True))
     ctx.profiles = profiles_by_person(user_profiles)
     experts = ctx.experts
     data = runs.run_data(plan, fewshot_splits, ratings, expert_predictions, image_cache.meta["image_ids"], world_utilities)
@@ -139,7 +126,7 @@ def personalize_people(
     meta = {"sources": task_vectors.meta["sources"], "names": task_vectors.meta["names"], "deploy_method": p.deploy_method}
     states, metrics_table, timings = runs.collect(jobs, results, data, meta, prepared, rows)
     timings = timings.with_columns(pl.lit(1 if p.batched else p.workers).alias("workers"))
-    return states, metrics_table, timings, export_features(ctx)
+    return states, metrics_table, timings, export_shared(ctx)
 
 
 def _ceilings(p: config.PersonalizeParams) -> tuple[str, ...]:
@@ -157,19 +144,23 @@ def compare_with_reference(personalization_metrics: pl.DataFrame, params: dict[s
     """Every method paired over people with the reference every method must beat (the zero-shot
     ensemble by default; ceilings and single experts left out)."""
     p = config.parse("personalize", params)
+    if p.reference_method is None:  # no configured entry is a reference (Method.reference), none named
+        return pl.DataFrame(schema=people.COMPARISON_SCHEMA)
     table = people.against_reference(personalization_metrics, p.reference_method, _ceilings(p), p.bootstrap.seed, p.bootstrap.resamples)
-    return table.filter(~pl.col("method").str.starts_with("zero_shot_"))
+    return table.filter(main_methods(p.detail_rows(table["method"].unique().to_list())))
 
 
 def summarize(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The summary over people per method × k, overall and per source (aestimo.evaluation.people),
-    with a ``ceiling`` column marking the rows that read hidden or query information."""
+    with a ``ceiling`` column marking the rows that read hidden or query information and a
+    ``detail`` column marking the rows a main view leaves out (one per expert, say)."""
     p = config.parse("personalize", params)
     b = p.bootstrap
     ceilings = list(_ceilings(p))
+    details = p.detail_rows(personalization_metrics["method"].unique().to_list())
     return tuple(
         people.summarize(personalization_metrics, by_source, b.seed, b.resamples)
-        .with_columns(pl.col("method").is_in(ceilings).alias("ceiling"))
+        .with_columns(pl.col("method").is_in(ceilings).alias("ceiling"), pl.col("method").is_in(details).alias("detail"))
         for by_source in (False, True)
     )
 
@@ -177,7 +168,7 @@ def summarize(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> 
 def plot_summary(summary: pl.DataFrame) -> plt.Figure:
     """Mean SROCC over people with its 95 % bootstrap interval per method, one group of bars per k
     (single experts omitted)."""
-    s = summary.filter(main_methods("method"))
+    s = summary.filter(main_methods(detail_rows(summary)))
     ks = sorted(s["k"].unique().to_list())
     methods = s.filter(pl.col("k") == ks[0]).sort("srocc_mean")["method"].to_list()
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(methods) * len(ks) + 1.5))
@@ -197,10 +188,10 @@ def plot_summary(summary: pl.DataFrame) -> plt.Figure:
 
 
 def plot_gains(personalization_metrics: pl.DataFrame, params: dict[str, Any]) -> plt.Figure:
-    """Each person's gain in SROCC of the deployed method over the zero-shot ensemble (repeats
+    """Each person's gain in SROCC of the deployed method over the reference (``reference_method``; repeats
     averaged first), one bar per person, sorted, one panel per k (as the reference paper's Figure 1)."""
     p = config.parse("personalize", params)
-    return _gains_figure(personalization_metrics, p.deploy_method, "zero_shot_ensemble")
+    return _gains_figure(personalization_metrics, p.deploy_method, p.reference_method)
 
 
 def plot_best_gains(personalization_vs_reference: pl.DataFrame, personalization_metrics: pl.DataFrame,
@@ -212,7 +203,12 @@ def plot_best_gains(personalization_vs_reference: pl.DataFrame, personalization_
     return _gains_figure(personalization_metrics, best, p.reference_method)
 
 
-def _gains_figure(metrics: pl.DataFrame, method: str, reference: str) -> plt.Figure:
+def _gains_figure(metrics: pl.DataFrame, method: str, reference: str | None) -> plt.Figure:
+    if reference is None:
+        fig, ax = plt.subplots(figsize=(5, 1.5))
+        ax.text(0.5, 0.5, "no reference method configured", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
     gains = people.gains(metrics, method, reference)
     ks = sorted(gains["k"].unique().to_list()) or [0]
     fig, axes = plt.subplots(1, len(ks), figsize=(5 * len(ks), 3.2), squeeze=False)
@@ -236,7 +232,7 @@ def plot_cost(summary: pl.DataFrame, timings: pl.DataFrame, params: dict[str, An
     p = config.parse("personalize", params)
     ceilings = list(_ceilings(p))
     cost = run_seconds(timings).rename({"seconds_per_run": "seconds_per_person"})
-    s = summary.filter(main_methods("method") & ~pl.col("method").is_in(ceilings)).join(cost, on=["method", "k"], how="left")
+    s = summary.filter(main_methods(detail_rows(summary)) & ~pl.col("method").is_in(ceilings)).join(cost, on=["method", "k"], how="left")
     ks = sorted(s["k"].unique().to_list()) or [0]
     fig, axes = plt.subplots(1, len(ks), figsize=(5 * len(ks), 3.6), squeeze=False)
     for ax, k in zip(axes[0], ks):

@@ -3,6 +3,8 @@ registry puts its nodes in the namespace and tag ``personalization``)."""
 
 from kedro.pipeline import Node, Pipeline
 
+from aestimo.personalization import generic_models
+
 from .new_people import personalize_new_people
 from .nodes import choose_settings, compare_methods, compare_with_reference, personalize_people, plan_personalization, plot_best_gains, plot_cost, plot_gains, plot_summary, summarize
 
@@ -30,9 +32,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "personalization_plan", "fewshot_splits", "ratings", "expert_predictions", "world_utilities",
                     "image_cache", "backbone_features", "theta0", "task_vectors", "chosen_settings", "user_profiles",
-                    "pa_iaa_model", "prompt_model", "multi_attribute_model", "params:personalize",
+                    "params:personalize", *(f"{name}_model" for name in generic_models()),
                 ],
-                outputs=["user_coefficients", "personalization_metrics", "personalization_timings", "instant_features"],
+                outputs=["user_coefficients", "personalization_metrics", "personalization_timings", "shared_features"],
                 name="personalize_people",
             ),
             Node(

@@ -13,6 +13,7 @@ from aestimo.evaluation.browser import BrowserUnavailable, check_report
 from aestimo.evaluation.report import (
     best_method,
     build_html,
+    detail_rows,
     expert_matrix,
     long_tail_section,
     main_methods,
@@ -44,7 +45,8 @@ def build_report(
 ) -> str:
     """The run's HTML report (plots are the PNGs written beside it, under 08_reporting)."""
     p = config.parse("personalize", personalize_params)
-    main = personalization_summary.filter(main_methods("method"))
+    hidden = detail_rows(personalization_summary)
+    main = personalization_summary.filter(main_methods(hidden))
     best = best_method(personalization_vs_reference, p.deploy_method)  # the one personalization/best_gains.png draws
     sections = [
         (
@@ -58,15 +60,15 @@ def build_report(
             "query's ratings.</p>"
             + table_html(main)
             + "<img src='personalization/summary.png' alt='summary plot'>"
-            + f"<h3>Who gains: {p.deploy_method} over the zero-shot ensemble, person by person</h3>"
+            + f"<h3>Who gains: {p.deploy_method} over {p.reference_method or 'the reference'}, person by person</h3>"
             + "<img src='personalization/gains.png' alt='per-person gains'>"
             + f"<h3>{p.deploy_method} against each other method, on the same runs</h3>"
             "<p>Paired over people (repeats averaged first): mean SROCC difference with its bootstrap "
             "interval, wins / losses / ties over people, and a two-sided Wilcoxon signed-rank p-value "
             "over people. A small p says the ordering is more than chance.</p>"
-            + table_html(personalization_comparisons.filter(main_methods("versus")))
+            + table_html(personalization_comparisons.filter(main_methods(hidden, "versus")))
             + "<h3>Per source</h3>"
-            + table_html(personalization_summary_by_source.filter(main_methods("method")))
+            + table_html(personalization_summary_by_source.filter(main_methods(hidden)))
             + "<h3>Every method, single experts included</h3>"
             + table_html(personalization_summary)
             + "<h3>Time spent</h3>"
@@ -80,9 +82,10 @@ def build_report(
         (
             "Methods compared",
             method_comparison_section(
-                main, personalization_timings.filter(main_methods("method")),
-                personalization_summary.filter(pl.col("method").str.starts_with("aesmamba_p")),
-                best_gains_shown_above=best if best == p.deploy_method and p.reference_method == "zero_shot_ensemble" else None,
+                main, personalization_timings.filter(main_methods(hidden)),
+                {title: personalization_summary.filter(pl.col("method").is_in(rows))
+                 for title, rows in p.ablations(personalization_summary["method"].unique(maintain_order=True).to_list()).items()},
+                best_gains_shown_above=best if best == p.deploy_method else None,
             )
             + versus_reference_section(personalization_vs_reference, p.reference_method),
         ),
@@ -121,7 +124,7 @@ def check_report_in_browser(report: str, personalization_summary: pl.DataFrame, 
     html = Path(params["report_path"])
     if not html.exists() or html.read_text() != report:
         raise RuntimeError(f"{html} is not the report this run wrote; set reporting.report_path to the catalog's report file")
-    shown = personalization_summary.filter(main_methods("method"))["method"].unique().to_list()
+    shown = personalization_summary.filter(main_methods(detail_rows(personalization_summary)))["method"].unique().to_list()
     try:
         facts = check_report(html, shown, html.with_name("report.png"))
     except BrowserUnavailable as absent:

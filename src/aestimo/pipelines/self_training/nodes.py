@@ -1,6 +1,6 @@
 """Nodes of the ``self_training`` pipeline (thin: the work is in :mod:`aestimo.training.long_tail`,
 :mod:`aestimo.training.pseudo_labels`, :mod:`aestimo.training.experts`, :mod:`aestimo.evaluation.long_tail`
-and :mod:`aestimo.personalization.self_training`)."""
+and :mod:`aestimo.personalization.methods.self_training`)."""
 
 from __future__ import annotations
 
@@ -27,15 +27,13 @@ from aestimo.evaluation.metrics import segment_bounds, segment_metrics  # noqa: 
 from aestimo.models.inference import predict  # noqa: E402
 from aestimo.models.scorer import template_tensor  # noqa: E402
 from aestimo.models.theta0 import load_scorer, normalisation  # noqa: E402
-from aestimo.personalization import runs, selection  # noqa: E402
-from aestimo.personalization.pool import prepare, run_jobs, worker_pool  # noqa: E402
-from aestimo.personalization.instant import import_features  # noqa: E402
-from aestimo.personalization.runs import ConfiguredMethod, Sample  # noqa: E402
-from aestimo.personalization.self_training import SelfTraining, SelfTrainingOptions  # noqa: E402
-from aestimo.pipelines.experts.nodes import _history  # noqa: E402
-from aestimo.pipelines.personalize.nodes import _context  # noqa: E402
+from aestimo.personalization.running import runs, selection  # noqa: E402
+from aestimo.personalization.running.pool import prepare, run_jobs, worker_pool  # noqa: E402
+from aestimo.personalization.running.runs import ConfiguredMethod, Sample  # noqa: E402
+from aestimo.personalization import import_shared, method_class  # noqa: E402
+from aestimo.personalization.running.context import build_context  # noqa: E402
 from aestimo.training.data import source_splits, unlabeled_pool  # noqa: E402
-from aestimo.training.experts import self_train  # noqa: E402
+from aestimo.training.experts import history_table, self_train  # noqa: E402
 from aestimo.training.long_tail import LongTailOptions  # noqa: E402
 from aestimo.training.pseudo_labels import PseudoLabels, grid_search, mean_surface, pseudo_label  # noqa: E402
 
@@ -135,7 +133,7 @@ def self_train_expert(
     p = _params(params)
     best, history = _round(source, theta0, expert_weights, image_cache, generic_scores, generic_splits, pseudo_labels, p,
                            p.experts.long_tail)
-    return TensorBundle(best, {"source": source, "stage": "self_training"}), _history(history, 3)
+    return TensorBundle(best, {"source": source, "stage": "self_training"}), history_table(history, 3)
 
 
 def _test_predictions(source, theta0, image_cache, generic_scores, generic_splits, weights: dict[str, TensorBundle],
@@ -247,7 +245,7 @@ def self_train_people(
     plan: pl.DataFrame, fewshot_splits: pl.DataFrame, ratings: pl.DataFrame, expert_predictions: pl.DataFrame,
     world_utilities: pl.DataFrame, image_cache: TensorBundle, backbone_features: TensorBundle, theta0: TensorBundle,
     task_vectors: TensorBundle, self_trained_task_vectors: TensorBundle, chosen_settings: pl.DataFrame,
-    apds_people: pl.DataFrame, personalization_metrics: pl.DataFrame, instant_features: TensorBundle,
+    apds_people: pl.DataFrame, personalization_metrics: pl.DataFrame, shared_features: TensorBundle,
     personalize_params: dict[str, Any], params: dict[str, Any],
 ) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame]:
     """Person-level self-training of the configured base method on the planned people (its sample), on
@@ -257,20 +255,27 @@ def self_train_people(
     p = _params(params)
     pp = config.parse("personalize", personalize_params)
     sets = {"plain": task_vectors, "self_trained": self_trained_task_vectors}
-    ctxs = {name: _context(expert_predictions, image_cache, backbone_features, theta0, tv, p.torch_device, pp.precision) for name, tv in sets.items()}
+    ctxs = {name: build_context(expert_predictions, image_cache, backbone_features, theta0, tv, p.torch_device, pp.precision) for name, tv in sets.items()}
     for c in ctxs.values():
         c.workers = pp.workers if p.torch_device.type == "cpu" else 1
-        reused = import_features(c, instant_features)  # the personalize stage's feature pass, where it is this set's
+        reused = import_shared(c, shared_features)  # the personalize stage's feature pass, where it is this set's
         if reused:
-            log.info("self-training people: %d images' instant features reused from the personalize stage", reused)
+            log.info("self-training people: %d feature table(s) reused from the personalize stage", reused)
     configured = pp.configured_methods(ctxs["plain"].experts, selection.chosen_settings(chosen_settings))
-    base = next((m for m in configured if m.name == p.people.base), None)
+    base_name = p.people.base or pp.deploy_method
+    base = next((m for m in configured if m.name == base_name), None)
     if base is None:
-        raise ValueError(f"parameter 'self_training.people.base': '{p.people.base}' is not a personalize.methods entry")
+        raise ValueError(f"parameter 'self_training.people.base': '{base_name}' is not a personalize.methods entry")
     if not base.method.deployable:
-        raise ValueError(f"parameter 'self_training.people.base': '{p.people.base}' has no λ to pseudo-label with (use instant or task_vectors)")
+        raise ValueError(f"parameter 'self_training.people.base': '{base_name}' has no λ to pseudo-label with (use instant or task_vectors)")
     beta, t = _chosen(apds_people)
-    wrapper = SelfTraining(SelfTrainingOptions(
+    try:
+        if p.people.method is None:
+            raise KeyError("not set: name the registered method that self-trains a person (conf/base sets self_training)")
+        cls = method_class(p.people.method)
+    except KeyError as err:
+        raise ValueError(f"parameter 'self_training.people.method': {err.args[0]}") from None
+    wrapper = cls(cls.Options(
         base=base.method.registry_name, base_options=base.method.options.model_dump(), beta=beta, t=t,
         pool_size=p.people.pool_size, album_size=p.people.album_size, seed=p.people.seed,
     ))
@@ -309,10 +314,12 @@ def summarize_self_training(self_training_metrics: pl.DataFrame, personalize_par
     """Over people (repeats averaged first): SROCC with its interval and low / middle / high MAE per
     method × k; and each self-training row paired with the base method over people."""
     p = _params(params)
-    b = config.parse("personalize", personalize_params).bootstrap
+    pp = config.parse("personalize", personalize_params)
+    b = pp.bootstrap
     summary = people.summarize(self_training_metrics, False, b.seed, b.resamples)
-    others = [m for m in self_training_metrics["method"].unique(maintain_order=True).to_list() if m != p.people.base]
-    tables = [people.paired(self_training_metrics, m, p.people.base, b.seed, b.resamples) for m in others]
+    base = p.people.base or pp.deploy_method
+    others = [m for m in self_training_metrics["method"].unique(maintain_order=True).to_list() if m != base]
+    tables = [people.paired(self_training_metrics, m, base, b.seed, b.resamples) for m in others]
     comparisons = pl.concat(tables) if tables else pl.DataFrame(schema=people.COMPARISON_SCHEMA)
     return summary, comparisons
 

@@ -5,7 +5,7 @@ refreshed experts' task vectors; the long-tail evaluation and ablation; person-l
 from kedro.pipeline import Node, Pipeline
 
 from aestimo.pipelines.sources import bind, configured_sources
-from aestimo.pipelines.task_vectors.nodes import build_task_vectors
+from aestimo.models.merged import task_vectors_of
 
 from .nodes import (
     ablate_long_tail,
@@ -59,7 +59,7 @@ def create_pipeline(sources: list[str] | None = None, **kwargs) -> Pipeline:
     surfaces = [f"{s}.apds_surface" for s in sources]
     shared = Pipeline(
         [
-            Node(build_task_vectors, inputs=["theta0", *refreshed], outputs="self_trained_task_vectors", name="build_self_trained_task_vectors"),
+            Node(task_vectors_of, inputs=["theta0", *refreshed], outputs="self_trained_task_vectors", name="build_self_trained_task_vectors"),
             Node(choose_people_pseudo_labelling, inputs=surfaces, outputs="apds_people", name="choose_people_pseudo_labelling"),
             Node(
                 evaluate_long_tail,
@@ -82,7 +82,7 @@ def create_pipeline(sources: list[str] | None = None, **kwargs) -> Pipeline:
                 inputs=[
                     "personalization_plan", "fewshot_splits", "ratings", "expert_predictions", "world_utilities", "image_cache",
                     "backbone_features", "theta0", "task_vectors", "self_trained_task_vectors", "chosen_settings", "apds_people",
-                    "personalization_metrics", "instant_features", "params:personalize", PARAMS,
+                    "personalization_metrics", "shared_features", "params:personalize", PARAMS,
                 ],
                 outputs=["self_trained_user_coefficients", "self_training_metrics", "self_training_timings"],
                 name="self_train_people",

@@ -11,13 +11,11 @@ import torch  # noqa: E402
 
 from aestimo.bundle import TensorBundle  # noqa: E402
 from aestimo.models import merged  # noqa: E402
-from aestimo.models.theta0 import load_scorer  # noqa: E402
 
 
 def build_task_vectors(theta0: TensorBundle, *expert_weights: TensorBundle) -> TensorBundle:
     """Layer-wise task vectors of every expert against θ0 (n sources × L parameter tensors)."""
-    module = load_scorer(theta0)
-    return merged.build_task_vectors(module, theta0.tensors, {b.meta["source"]: b.tensors for b in expert_weights})
+    return merged.task_vectors_of(theta0, *expert_weights)
 
 
 def task_vector_norms(task_vectors: TensorBundle, theta0: TensorBundle) -> pl.DataFrame:

@@ -39,7 +39,7 @@ from aestimo.models.merged import MergedScorer
 from aestimo.models.scorer import Scorer
 from aestimo.options import Options
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
-from aestimo.personalization.task_vectors import person_loss
+from aestimo.personalization.methods.task_vectors import person_loss
 from aestimo.training.schedule import cosine_lr
 from aestimo.training.optim import adamw
 

@@ -1,14 +1,14 @@
 """Instant personalization: λ from the merged scorer linearized around an expansion point.
 
-The exact method (:mod:`~aestimo.personalization.task_vectors`) takes gradient
+The exact method (:mod:`~aestimo.personalization.methods.task_vectors`) takes gradient
 steps through the whole merged network for every person. Here each image's
-score is linear in λ (:mod:`~aestimo.personalization.linearized`): its
+score is linear in λ (:mod:`~aestimo.personalization.methods.linearized`): its
 features ``φ(x)`` are computed **once per image**, at an expansion point shared
 by every person and repeat that rates it (``expand_at: uniform`` = 1/n, or
 ``mean_init`` = the mean of the planned people's initialisations), in
 :meth:`Instant.prepare`. A person's λ then solves a small convex problem
 over those features, to convergence (Newton's method, milliseconds;
-:mod:`~aestimo.personalization.linear_problem`):
+:mod:`~aestimo.personalization.methods.linear_problem`):
 
     min_λ  loss(base + ⟨λ − λe, φ⟩, y) + (l2 / k) · ‖λ − λ0‖²
 
@@ -39,15 +39,12 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from aestimo.bundle import TensorBundle
 from aestimo.evaluation import metrics
 from aestimo.options import Options
-from aestimo.personalization import task_vectors as tv
-from aestimo.personalization.linear_problem import LinearProblem
-from aestimo.personalization.linearized import LinearScores, linear_scores, score_features
-from aestimo.personalization.pool import map_in_workers
-from aestimo.personalization.registry import Context, Method, Query, State, Support, register
-from aestimo.training.checkpoints import digest
+from aestimo.personalization.methods import task_vectors as tv
+from aestimo.personalization.methods.linear_problem import LinearProblem
+from aestimo.personalization.methods.linearized import LinearScores, linear_scores, score_features
+from aestimo.personalization.registry import Context, Method, Query, State, Support, register, shareable
 
 
 class InstantOptions(Options):
@@ -137,34 +134,18 @@ def features_for(ctx: Context, at: torch.Tensor, rows_by_source: dict[str, torch
         todo = lin.missing(rows)
         for part in torch.tensor_split(todo, max(1, min(ctx.workers, len(todo)))) if len(todo) else []:
             tasks.append((source, part, at, batch, progress and len(tasks) == 0))
-    for rows, base, phi in map_in_workers(ctx, _features_chunk, tasks, ctx.workers):
+    for rows, base, phi in ctx.map(_features_chunk, tasks):
         lin = lin.extended(rows, base, phi)
     ctx.shared[key] = lin
     return lin
 
 
-def export_features(ctx: Context) -> TensorBundle:
-    """Every shared linearized score in ``ctx.shared`` as one bundle (a catalog artifact), tagged with
-    a digest of the task vectors they were computed from."""
-    tensors, keys = {}, []
-    for key, lin in ctx.shared.items():
-        if key.startswith("linearized/"):
-            keys.append(key)
-            tensors |= {f"{key}/at": lin.at, f"{key}/rows": lin.rows, f"{key}/base": lin.base, f"{key}/phi": lin.phi}
-    return TensorBundle(tensors, {"keys": keys, "task_vectors": digest(ctx.task_vectors.tensors)})
-
-
-def import_features(ctx: Context, bundle: TensorBundle) -> int:
-    """Put an exported bundle's linearized scores back into ``ctx.shared`` when they were computed
-    from this context's task vectors (otherwise nothing: they would be another model's); returns
-    how many images came back."""
-    if bundle.meta.get("task_vectors") != digest(ctx.task_vectors.tensors):
-        return 0
-    n = 0
-    for key in bundle.meta.get("keys", []):
-        ctx.shared[key] = LinearScores(*(bundle[f"{key}/{part}"] for part in ("at", "rows", "base", "phi")))
-        n += len(ctx.shared[key].rows)
-    return n
+# instant's per-image features are saved with the run (the catalog's shared_features) for later stages
+shareable(
+    "linearized/",
+    lambda lin: {"at": lin.at, "rows": lin.rows, "base": lin.base, "phi": lin.phi},
+    lambda parts: LinearScores(parts["at"], parts["rows"], parts["base"], parts["phi"]),
+)
 
 
 @register("instant")

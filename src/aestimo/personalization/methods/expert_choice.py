@@ -23,6 +23,8 @@ from aestimo.personalization.registry import Context, Method, Query, State, Supp
 class ZeroShotEnsemble(Method):
     """The mean of every expert's score: the zero-shot baseline of the papers."""
 
+    reference = True
+
     def fit(self, support: Support, ctx: Context) -> State:
         return {}
 
@@ -33,6 +35,8 @@ class ZeroShotEnsemble(Method):
 @register("single_expert")
 class SingleExpert(Method):
     """One expert's zero-shot score."""
+
+    detail_variants = True  # one row per expert: tabled, not in the report's main views
 
     class Options(Options):
         expert: str | None = None  # None: one row per expert

@@ -212,6 +212,10 @@ class WorkerPool:
             self._sent.update({k: id(v) for k, v in new.items()})
         return executor
 
+    def __call__(self, fn, args: Sequence) -> list:
+        """``[fn(ctx, a) for a in args]`` in the workers (the context's :meth:`Context.map` while open)."""
+        return list(self.executor().map(_call, [fn] * len(args), args))
+
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(cancel_futures=True)
@@ -254,37 +258,27 @@ def _take_warm(ctx: Context, workers: int) -> WorkerPool:
 
 @contextmanager
 def worker_pool(ctx: Context, workers: int | None = None):
-    """``ctx.pool`` for the duration: the work this context shares out meanwhile
-    (:func:`map_in_workers`, :func:`run_jobs`) goes to one pool of ``workers`` (default
-    ``ctx.workers``) processes, spawned when first needed (or taken over from the previous block,
-    see :func:`keep_warm`). Nothing is spawned for one worker, or when a pool is open already."""
+    """One pool of ``workers`` (default ``ctx.workers``) processes for the duration: the work this
+    context shares out meanwhile (:meth:`Context.map`, :func:`run_jobs`) goes there, spawned when
+    first needed (or taken over from the previous block, see :func:`keep_warm`). Nothing is spawned
+    for one worker, or when a pool is open already."""
     global _WARM
     n = ctx.workers if workers is None else workers
-    if n <= 1 or ctx.pool is not None:
-        yield ctx.pool
+    if n <= 1 or isinstance(ctx.mapper, WorkerPool):
+        yield ctx.mapper
         return
-    ctx.pool = _take_warm(ctx, n) if _KEEP_WARM else WorkerPool(ctx, n)
+    pool = _take_warm(ctx, n) if _KEEP_WARM else WorkerPool(ctx, n)
+    ctx.mapper = pool
     ok = False
     try:
-        yield ctx.pool
+        yield pool
         ok = True
     finally:
-        pool, ctx.pool = ctx.pool, None
+        ctx.mapper = None
         if ok and _KEEP_WARM and pool.alive:
             _WARM = pool  # for the next block (a failed block's pool may hold half a broadcast: closed)
         else:
             pool.close()
-
-
-def map_in_workers(ctx: Context, fn, args: Sequence, workers: int) -> list:
-    """``[fn(ctx, a) for a in args]``, shared out over spawned one-thread workers (here when
-    ``workers <= 1``); ``fn`` must be a module-level function. Two one-thread processes do
-    per-image backward passes about twice as fast as one process with two threads. Runs in
-    ``ctx.pool`` when one is open."""
-    if workers <= 1 or len(args) <= 1:
-        return [fn(ctx, a) for a in args]
-    with worker_pool(ctx, min(workers, len(args))) as pool:
-        return list(pool.executor().map(_call, [fn] * len(args), args))
 
 
 def _pack(obj) -> bytes:
@@ -307,10 +301,11 @@ def prepare(ctx: Context, jobs: Sequence[Job]) -> dict[str, float]:
     for j in jobs:
         by_method.setdefault(id(j.method), []).append(j)
     seconds: dict[str, float] = {}
-    for js in by_method.values():
-        t0 = time.perf_counter()
-        js[0].method.prepare([j.support for j in js], [j.query for j in js], ctx)
-        seconds[js[0].name] = seconds.get(js[0].name, 0.0) + time.perf_counter() - t0
+    with worker_pool(ctx):  # what a method shares out (Context.map) goes to ctx.workers processes
+        for js in by_method.values():
+            t0 = time.perf_counter()
+            js[0].method.prepare([j.support for j in js], [j.query for j in js], ctx)
+            seconds[js[0].name] = seconds.get(js[0].name, 0.0) + time.perf_counter() - t0
     return seconds
 
 

@@ -33,7 +33,7 @@ split's labelled images with a seeded generator, dropout from explicit seeded ma
 best state kept. Test-split labels are read only by :func:`attribute_metrics`.
 
 **Personalization** (registry method ``multi_attribute``): the A attribute scores of an image are
-the features of a per-person ridge regression (:func:`aestimo.personalization.linear_probe.ridge_loo`:
+the features of a per-person ridge regression (:func:`aestimo.personalization.methods.linear_probe.ridge_loo`:
 unpenalised intercept, strength by exact leave-one-out on the k support images), each score
 standardised by its spread over the support set so the penalty weighs every attribute alike.
 Scores of the cached images are computed once per process and kept by row in ``ctx.shared``.
@@ -58,9 +58,9 @@ from aestimo.evaluation import metrics
 from aestimo.models.head import ResidualAdapter, ScoreHead, sigmoid_distribution
 from aestimo.models.scorer import template_tensor
 from aestimo.options import Options
-from aestimo.personalization.field_data import FieldData
-from aestimo.personalization.linear_probe import DEFAULT_ALPHAS, ridge_loo
-from aestimo.personalization.registry import Context, Method, Query, State, Support, register
+from aestimo.personalization.methods.field.field_data import FieldData
+from aestimo.personalization.methods.linear_probe import DEFAULT_ALPHAS, ridge_loo
+from aestimo.personalization.registry import Context, GenericModel, Method, Query, State, Support, register
 from aestimo.training.losses import expert_loss_terms, nearest_bin
 from aestimo.training.schedule import cosine_lr
 from aestimo.training.optim import adamw
@@ -385,7 +385,7 @@ def attribute_metrics(bundle: TensorBundle, data: FieldData) -> pl.DataFrame:
 
 
 class MultiAttributeOptions(Options):
-    # ridge strengths to choose from by leave-one-out, relative (see aestimo.personalization.linear_probe)
+    # ridge strengths to choose from by leave-one-out, relative (see aestimo.personalization.methods.linear_probe)
     alphas: tuple[Annotated[float, Field(gt=0)], ...] = Field(default=DEFAULT_ALPHAS, min_length=1)
     attributes: tuple[str, ...] | None = None  # the heads used as features; None = every head of the bundle
 
@@ -420,6 +420,7 @@ class MultiAttribute(Method):
     """
 
     Options = MultiAttributeOptions
+    generic_model = GenericModel(MultiAttributeTrainOptions, train_multi_attribute, attribute_metrics)
 
     def _columns(self, ctx: Context) -> list[int]:
         names = list(ctx.artifacts[ARTIFACT].meta["attributes"]) if ARTIFACT in ctx.artifacts else []

@@ -64,13 +64,16 @@ from aestimo.data.scales import SCALES
 from aestimo.models.head import init_linear_
 from aestimo.models.scorer import template_tensor
 from aestimo.options import Options
-from aestimo.personalization.field_data import TRAITS, FieldData
-from aestimo.personalization.registry import Context, Method, Query, State, Support, register
+from aestimo.personalization.methods.field.field_data import TRAITS, FieldData
+from aestimo.personalization.registry import Context, GenericModel, Method, Query, State, Support, register
 from aestimo.training.losses import emd_per_sample
 from aestimo.training.schedule import cosine_lr
 from aestimo.training.optim import adamw
 
 log = logging.getLogger(__name__)
+
+#: The trained heads' name in ``Context.artifacts`` (the method's name).
+ARTIFACT = "pa_iaa"
 
 HIDDEN = (1024, 512)
 N_BINS = 10
@@ -370,9 +373,9 @@ def generic_outputs(ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
     if SHARED_KEY not in ctx.shared:
         if ctx.features is None:
             raise ValueError("pa_iaa: this context has no backbone features (ctx.features is None)")
-        if "pa_iaa" not in ctx.artifacts:
+        if ARTIFACT not in ctx.artifacts:
             raise ValueError("pa_iaa: ctx.artifacts has no 'pa_iaa' bundle (train it with train_pa_iaa first)")
-        heads = PaIaaHeads.from_bundle(ctx.artifacts["pa_iaa"])
+        heads = PaIaaHeads.from_bundle(ctx.artifacts[ARTIFACT])
         with torch.no_grad():
             probs, traits = heads(ctx.features.float())
             ctx.shared[SHARED_KEY] = (heads.score(probs), traits)
@@ -387,6 +390,7 @@ class PaIaa(Method):
     """
 
     Options = PaIaaOptions
+    generic_model = GenericModel(PaIaaTrainOptions, train_pa_iaa)
 
     def prepare(self, supports: Sequence[Support], queries: Sequence[Query], ctx: Context) -> None:
         generic_outputs(ctx)

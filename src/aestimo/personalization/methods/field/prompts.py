@@ -64,8 +64,8 @@ from aestimo.data.scales import SCALES, TEMPLATES
 from aestimo.models.head import ScoreHead, sigmoid_distribution
 from aestimo.models.text import PACKAGE, TEXT_DIM, text_encoder
 from aestimo.options import Options
-from aestimo.personalization.field_data import FieldData
-from aestimo.personalization.registry import Context, Method, Query, State, Support, register
+from aestimo.personalization.methods.field.field_data import FieldData
+from aestimo.personalization.registry import Context, GenericModel, Method, Query, State, Support, register
 from aestimo.training.losses import bradley_terry_loss
 from aestimo.training.optim import adamw
 
@@ -90,8 +90,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The name of the trained prompt model in ``Context.artifacts``.
-ARTIFACT = "prompt_model"
+#: The name of the trained prompt model in ``Context.artifacts`` (the method's name).
+ARTIFACT = "aesmamba_p"
 #: The parts of a prompt, in the order they are written.
 PARTS: tuple[str, ...] = ("art", "photo", "big5")
 Part = Literal["art", "photo", "big5"]
@@ -475,6 +475,8 @@ class AesMambaP(Method):
     """
 
     Options = AesMambaPOptions
+    generic_model = GenericModel(PromptTrainOptions, train_prompt_model)
+    ablation = "the prompt's contents"
     needs_profile = True
     heavy = True  # the fine-tuned variant; the zero-shot one is a few milliseconds per person (light, see __init__)
 

@@ -1,6 +1,6 @@
 """Instant's linear problem: a person's support scored linearly in λ, and its solution.
 
-With the support's features (:mod:`aestimo.personalization.linearized`) the
+With the support's features (:mod:`aestimo.personalization.methods.linearized`) the
 score of image ``b`` is ``offset[b] + X[b] · λ`` and instant minimises
 
     J(λ) = loss(offset + X λ, y) + (l2 / k) ‖λ − λ0‖²
@@ -140,21 +140,3 @@ def _lbfgs(objective: LinearObjective, max_iter: int) -> torch.Tensor:
 
     opt.step(closure)
     return lam.detach()
-
-
-def solve(
-    base: torch.Tensor,
-    phi: torch.Tensor,
-    at: torch.Tensor,
-    y: torch.Tensor,
-    init: torch.Tensor,
-    loss: str = "rank",
-    l2: float = 10.0,
-    max_iter: int = 200,
-) -> torch.Tensor:
-    """λ minimising ``loss(base + ⟨λ − at, φ⟩, y) + (l2 / k) ‖λ − init‖²`` (see the module docstring).
-
-    ``init`` is ``(n, L)`` or ``(n,)`` (one coefficient per source, broadcast
-    over layers: its features are φ summed over layers). Deterministic.
-    """
-    return LinearProblem.of(base, phi, at, layerwise=init.dim() == 2).solve(y, init, loss, l2, max_iter)

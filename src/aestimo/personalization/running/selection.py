@@ -19,8 +19,8 @@ import polars as pl
 
 from aestimo.data.splits import fewshot_splits
 from aestimo.evaluation import people as over_people
-from aestimo.personalization import runs
-from aestimo.personalization.pool import Job, prepare, run_jobs
+from aestimo.personalization.running import runs
+from aestimo.personalization.running.pool import Job, prepare, run_jobs
 from aestimo.personalization.registry import Context, Method
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def choose(
     """The value whose method scores the highest mean SROCC over validation people (per k, then
     averaged over ks; on a tie the larger value, i.e. the more conservative pull), and the table."""
     if not data:
-        raise ValueError("no validation people: nothing to choose the setting on (see aestimo.personalization.selection)")
+        raise ValueError("no validation people: nothing to choose the setting on (see aestimo.personalization.running.selection)")
     methods = {v: make(v) for v in values}
     jobs = [Job(f"{v:g}", methods[v], r.support, r.query) for v in values for r in data]
     prepare(ctx, jobs)

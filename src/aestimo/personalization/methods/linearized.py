@@ -6,7 +6,7 @@ Around ``λe``, a person's score of image ``x`` is, to first order,
     φ[i,l](x) = ∂s/∂λ[i,l] = ⟨∂s/∂θ_l (x; θ(λe)), τ[i,l]⟩,
 
 so one backward pass per image at ``λe`` turns λ learning into a small
-problem over ``n × L`` numbers per image (:mod:`aestimo.personalization.instant`).
+problem over ``n × L`` numbers per image (:mod:`aestimo.personalization.methods.instant`).
 The features come layer by layer from one forward and one backward pass per
 batch of images (:mod:`aestimo.models.layer_derivatives`), so memory stays
 bounded whatever the number of images. Scores are on
