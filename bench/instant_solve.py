@@ -25,6 +25,9 @@ import torch
 from _common import add_threads_arg, fmt_s, header
 
 from aestimo.personalization.methods.linear_problem import LinearObjective, LinearProblem, _lbfgs
+from aestimo.training.losses import person_loss
+
+RANK = person_loss("rank")
 
 GRID = (0.3, 1.0, 3.0, 10.0)
 
@@ -53,14 +56,14 @@ def folds(k: int, seed: int) -> list[torch.Tensor]:
 
 def newton_person(base, phi, at, y) -> list[torch.Tensor]:
     problem, init = LinearProblem.of(base, phi, at), at.clone()
-    lams = [problem.subset(train).solve(y[train], init, "rank", v) for train in folds(len(y), 0) for v in GRID]
-    return lams + [problem.solve(y, init, "rank", 1.0)]
+    lams = [problem.subset(train).solve(y[train], init, RANK, v) for train in folds(len(y), 0) for v in GRID]
+    return lams + [problem.solve(y, init, RANK, 1.0)]
 
 
 def lbfgs_person(base, phi, at, y) -> list[torch.Tensor]:
     def one(rows, v):
         p = LinearProblem.of(base[rows], phi[rows], at)
-        return _lbfgs(LinearObjective(p.offset, p.feats, y[rows].double(), at.double().flatten(), "rank", v), 200).float().reshape(at.shape)
+        return _lbfgs(LinearObjective(p.offset, p.feats, y[rows].double(), at.double().flatten(), RANK, v), 200).float().reshape(at.shape)
 
     everyone = torch.arange(len(y))
     return [one(train, v) for train in folds(len(y), 0) for v in GRID] + [one(everyone, 1.0)]

@@ -23,7 +23,7 @@ from aestimo.personalization.methods.finetune import (
     scores,
     zero_shot_parameters,
 )
-from aestimo.personalization.methods.task_vectors import person_loss
+from aestimo.training.losses import person_loss
 from tests.personalization.test_instant import TEMPLATE, person_runs, toy_context, toy_world
 
 TOY_HEAD = ("out.",)  # the toy module's last layer
@@ -54,7 +54,7 @@ def _snapshot(module):
 
 def _support_loss(merged, params, support, x):
     with torch.no_grad():
-        return float(person_loss(scores(merged.module, params, x[support.rows], TEMPLATE), support.y, "rank"))
+        return float(person_loss("rank")(scores(merged.module, params, x[support.rows], TEMPLATE), support.y))
 
 
 def test_finetune_head_lowers_the_support_loss_and_changes_only_head_tensors():

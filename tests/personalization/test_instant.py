@@ -9,6 +9,7 @@ from aestimo.models.merged import MergedScorer, build_task_vectors
 from aestimo.models.scorer import template_tensor
 from aestimo.personalization.methods import task_vectors as tv
 from aestimo.personalization.methods.instant import Instant, InstantOptions, cv_pull, expansion_point, features_for
+from aestimo.training.losses import person_loss
 from aestimo.personalization.methods.linear_problem import LinearProblem
 from aestimo.personalization.methods.linearized import linear_scores, score_features
 from aestimo.personalization.registry import Context, Query, Support
@@ -18,9 +19,9 @@ TEMPLATE = template_tensor("five")
 
 
 
-def _solve(base, phi, at, y, init, loss="rank", l2=10.0, max_iter=200):
+def _solve(base, phi, at, y, init, loss="rank", l2=10.0, max_iter=200):  # loss by name
     """The instant problem of one support set, solved from ``init`` (per layer, or per source when 1-D)."""
-    return LinearProblem.of(base, phi, at, layerwise=init.dim() == 2).solve(y, init, loss, l2, max_iter)
+    return LinearProblem.of(base, phi, at, layerwise=init.dim() == 2).solve(y, init, person_loss(loss), l2, max_iter)
 
 def toy_world(n_sources=4, seed=0):
     """θ0 scores nothing in particular; expert i turns the score up with input feature i."""
@@ -98,10 +99,10 @@ def test_linear_objective_has_the_exact_objectives_gradient_and_first_adam_step(
     n, L = merged.shape
     base, phi = score_features(merged, x, init[:, None].expand(n, L).contiguous(), TEMPLATE)
     lam = init.clone().requires_grad_(True)
-    tv.person_loss(linear_scores(base, phi, init[:, None].expand(n, L), lam), y, "rank").backward()
+    person_loss("rank")(linear_scores(base, phi, init[:, None].expand(n, L), lam), y).backward()
     g_lin = lam.grad.clone()
     lam.grad = None
-    tv.person_loss(merged(x, lam) @ TEMPLATE, y, "rank").backward()
+    person_loss("rank")(merged(x, lam) @ TEMPLATE, y).backward()
     torch.testing.assert_close(g_lin, lam.grad, rtol=1e-4, atol=1e-7)
 
     cfg = tv.LambdaOptions(layerwise=False, steps=1, batch_size=32, lr=(1e-2, 1e-2))
@@ -109,7 +110,7 @@ def test_linear_objective_has_the_exact_objectives_gradient_and_first_adam_step(
                            init=init[None])[0]
     lam_lin = init.clone().requires_grad_(True)
     opt = torch.optim.AdamW([lam_lin], lr=1e-2, weight_decay=0.0)
-    tv.person_loss(linear_scores(base, phi, init[:, None].expand(n, L), lam_lin), y, "rank").backward()
+    person_loss("rank")(linear_scores(base, phi, init[:, None].expand(n, L), lam_lin), y).backward()
     opt.step()
     torch.testing.assert_close(lam_lin.detach(), exact, rtol=1e-5, atol=1e-7)
 
@@ -259,9 +260,9 @@ def test_the_written_out_gradient_is_autograds_for_both_losses_with_and_without_
     ys = {"ties": torch.tensor([1.0, 2.0, 2.0] * 5, dtype=torch.float64), "flat": torch.full((k,), 3.0, dtype=torch.float64)}
     for loss in ("rank", "mse"):
         for name, y in ys.items():
-            value, grad = LinearObjective(offset, feats, y, lam0, loss, l2=2.5)(lam)
+            value, grad = LinearObjective(offset, feats, y, lam0, person_loss(loss), l2=2.5)(lam)
             x = lam.clone().requires_grad_(True)
-            want = tv.person_loss(offset + feats @ x, y, loss) + (2.5 / k) * (x - lam0).pow(2).sum()
+            want = person_loss(loss)(offset + feats @ x, y) + (2.5 / k) * (x - lam0).pow(2).sum()
             want.backward()
             torch.testing.assert_close(value, want.detach(), msg=f"{loss}, {name}")
             torch.testing.assert_close(grad, x.grad, msg=f"{loss}, {name}")

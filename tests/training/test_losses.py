@@ -120,3 +120,28 @@ def test_expert_loss_gradients_finite_with_nan_rows():
     dist[1] = float("nan")
     expert_loss(probs, logits, torch.tensor([3.0, 5.0, 8.0]), dist, TEN, class_prior=torch.ones(10)).backward()
     assert torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize("name", ["rank", "mse"])
+def test_person_losses_closed_form_terms_are_autograds(name):
+    """The value, gradient and Hessian that instant's Newton solve uses are the loss's own, by autograd."""
+    from aestimo.training.losses import person_loss
+
+    loss = person_loss(name)
+    gen = torch.Generator().manual_seed(0)
+    y = torch.tensor([1.0, 3.0, 2.0, 3.0, 5.0], dtype=torch.float64)  # a tie: not a pair
+    pred = torch.randn(5, generator=gen, dtype=torch.float64)
+    terms = loss.terms(y)
+    torch.testing.assert_close(loss.value(pred, y, terms), loss(pred, y))
+    grad = torch.autograd.functional.jacobian(lambda p: loss(p, y), pred)
+    hess = torch.autograd.functional.hessian(lambda p: loss(p, y), pred)
+    torch.testing.assert_close(loss.grad(pred, y, terms), grad)
+    torch.testing.assert_close(loss.hessian(pred, y, terms), hess)
+
+
+def test_rank_loss_has_nothing_to_fit_on_equal_ratings_and_unknown_losses_are_named():
+    from aestimo.training.losses import person_loss
+
+    assert person_loss("rank").terms(torch.full((4,), 2.0)) is None
+    with pytest.raises(KeyError, match="rank, mse"):
+        person_loss("hinge")

@@ -80,6 +80,99 @@ def bradley_terry_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return F.softplus(-diff[mask]).mean()
 
 
+class PersonLoss:
+    """How a person's ratings ``y`` are fitted by predictions ``pred`` (1-D, one per rated image):
+    called, the loss to back-propagate through; for solvers that work in closed form (instant's
+    linear problem), its value, gradient and Hessian in the predictions, from :meth:`terms`."""
+
+    name: str
+
+    def __call__(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def terms(self, y: torch.Tensor):
+        """What the closed-form functions need from ``y`` (computed once per support), or None
+        when ``y`` gives nothing to fit (every prediction is as good as any other)."""
+        raise NotImplementedError
+
+    def value(self, pred: torch.Tensor, y: torch.Tensor, terms) -> torch.Tensor:
+        raise NotImplementedError
+
+    def grad(self, pred: torch.Tensor, y: torch.Tensor, terms) -> torch.Tensor:
+        """∂ value / ∂ pred."""
+        raise NotImplementedError
+
+    def hessian(self, pred: torch.Tensor, y: torch.Tensor, terms) -> torch.Tensor:
+        """∂² value / ∂ pred², ``(k, k)``."""
+        raise NotImplementedError
+
+
+class RankLoss(PersonLoss):
+    """Bradley–Terry over the ordered pairs ``y_i > y_j`` (:func:`bradley_terry_loss`): only the
+    order of a person's ratings counts, not their scale."""
+
+    name = "rank"
+
+    def __call__(self, pred, y):
+        return bradley_terry_loss(pred, y)
+
+    def terms(self, y):
+        i, j = torch.nonzero(y[:, None] > y[None, :], as_tuple=True)
+        return (i, j) if len(i) else None  # all ratings equal: nothing to rank
+
+    def value(self, pred, y, terms):
+        i, j = terms
+        return F.softplus(-(pred[i] - pred[j])).mean()
+
+    def grad(self, pred, y, terms):
+        i, j = terms
+        s = torch.sigmoid(-(pred[i] - pred[j]))
+        return torch.zeros_like(pred).index_add_(0, i, -s / len(i)).index_add_(0, j, s / len(i))
+
+    def hessian(self, pred, y, terms):
+        i, j = terms
+        s = torch.sigmoid(-(pred[i] - pred[j]))
+        h = s * (1 - s) / len(i)  # the pair's curvature: h (e_i − e_j)(e_i − e_j)ᵀ
+        k = len(pred)
+        hess = torch.zeros(k, k, dtype=pred.dtype)
+        hess.index_put_((i, j), -h, accumulate=True)
+        hess.index_put_((j, i), -h, accumulate=True)
+        hess.diagonal().add_(torch.zeros(k, dtype=pred.dtype).index_add_(0, i, h).index_add_(0, j, h))
+        return hess
+
+
+class MseLoss(PersonLoss):
+    """Mean squared error to the ratings (their scale counts too)."""
+
+    name = "mse"
+
+    def __call__(self, pred, y):
+        return (pred - y).pow(2).mean()
+
+    def terms(self, y):
+        return ()
+
+    def value(self, pred, y, terms):
+        return (pred - y).pow(2).mean()
+
+    def grad(self, pred, y, terms):
+        return 2.0 * (pred - y) / len(pred)
+
+    def hessian(self, pred, y, terms):
+        return torch.eye(len(pred), dtype=pred.dtype) * (2.0 / len(pred))
+
+
+#: The losses a person's fit can take, by the name its options give (``loss: rank | mse``).
+PERSON_LOSSES: dict[str, PersonLoss] = {loss.name: loss for loss in (RankLoss(), MseLoss())}
+
+
+def person_loss(name: str) -> PersonLoss:
+    """The person loss named ``name`` (``rank`` or ``mse``)."""
+    if name not in PERSON_LOSSES:
+        raise KeyError(f"unknown person loss {name!r}; known: {', '.join(PERSON_LOSSES)}")
+    return PERSON_LOSSES[name]
+
+
 def nearest_bin(score: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
     """Index of the template bin nearest to each score (ties go to the lower bin)."""
     return (score[..., None] - template).abs().argmin(dim=-1)

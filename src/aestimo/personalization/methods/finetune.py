@@ -39,7 +39,7 @@ from aestimo.models.merged import MergedScorer
 from aestimo.models.scorer import Scorer
 from aestimo.options import Options
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
-from aestimo.personalization.methods.task_vectors import person_loss
+from aestimo.training.losses import person_loss
 from aestimo.training.schedule import cosine_lr
 from aestimo.training.optim import adamw
 
@@ -197,12 +197,12 @@ class FinetuneHead(Method):
             strip = len("head.")
 
             def loss_of(p, step):
-                return person_loss(functional_call(head, {k[strip:]: v for k, v in p.items()}, (feats,)) @ template, y, self.options.loss)
+                return person_loss(self.options.loss)(functional_call(head, {k[strip:]: v for k, v in p.items()}, (feats,)) @ template, y)
         else:
             x = ctx.images(support.rows)
 
             def loss_of(p, step):
-                return person_loss(scores(module, {**base, **p}, x, template), y, self.options.loss)
+                return person_loss(self.options.loss)(scores(module, {**base, **p}, x, template), y)
 
         o = self.options
         return _optimise({n: base[n] for n in names}, loss_of, o.steps, o.learning_rate, o.weight_decay)
@@ -237,7 +237,7 @@ class FinetuneAll(Method):
 
         def loss_of(p, step):
             idx = torch.arange(k) if b >= k else torch.randperm(k, generator=gen)[:b]
-            return person_loss(scores(module, {**buffers, **p}, x[idx], template), y[idx], self.options.loss)
+            return person_loss(self.options.loss)(scores(module, {**buffers, **p}, x[idx], template), y[idx])
 
         o = self.options
         return _optimise({n: base[n] for n in names}, loss_of, o.steps, o.learning_rate, o.weight_decay)

@@ -45,6 +45,7 @@ from aestimo.personalization.methods import task_vectors as tv
 from aestimo.personalization.methods.linear_problem import LinearProblem
 from aestimo.personalization.methods.linearized import LinearScores, linear_scores, score_features
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register, shareable
+from aestimo.training.losses import person_loss
 
 
 class InstantOptions(Options):
@@ -97,7 +98,7 @@ def cv_pull(
         init = tv.init_coefficients(expert_scores[:, train.numpy()], y[train].numpy(), n_layers, cfg)
         fold = problem.subset(train)
         for v in options.l2_grid:
-            lam = fold.solve(y[train], init, options.loss, v, options.max_iter)
+            lam = fold.solve(y[train], init, person_loss(options.loss), v, options.max_iter)
             pred = linear_scores(base[held_t], phi[held_t], at, lam).numpy()
             per_value[v].append(metrics.srocc(y[held_t].numpy(), pred))
     mean = {v: float(np.nanmean(r)) if np.isfinite(r).any() else float("nan") for v, r in per_value.items()}
@@ -200,7 +201,7 @@ class Instant(Method):
         l2, problem = o.l2, LinearProblem.of(base, phi, at, o.layerwise)
         if o.l2_grid and len(support.y) >= o.cv_from_k:
             l2, _ = cv_pull(base, phi, at, support.y, support.expert_scores, o, support.seed, L, problem)
-        lam = problem.solve(support.y, init, o.loss, l2, o.max_iter)
+        lam = problem.solve(support.y, init, person_loss(o.loss), l2, o.max_iter)
         if o.hybrid_steps:
             person = tv.Person(f"{support.rater_id}/{support.repeat}", ctx.images(support.rows), support.y,
                                support.expert_scores, support.seed)

@@ -20,33 +20,26 @@ exist (separable ratings); L-BFGS then runs its iterations from λ0.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from aestimo.training.losses import PersonLoss
 
 
 class LinearObjective:
     """``loss(offset + X λ, y) + (l2 / k) ‖λ − λ0‖²`` over flat λ, with its gradient written out
     (the no-pull solve, and the tests' check of the objective against autograd)."""
 
-    def __init__(self, offset: torch.Tensor, feats: torch.Tensor, y: torch.Tensor, lam0: torch.Tensor, loss: str, l2: float):
+    def __init__(self, offset: torch.Tensor, feats: torch.Tensor, y: torch.Tensor, lam0: torch.Tensor, loss: PersonLoss, l2: float):
         self.offset, self.feats, self.y, self.lam0, self.loss = offset, feats, y, lam0, loss
         self.pull = l2 / len(y)
-        if loss == "rank":
-            self.i, self.j = torch.nonzero(y[:, None] > y[None, :], as_tuple=True)
+        self.terms = loss.terms(y)
 
     def __call__(self, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The value and the gradient at flat ``lam``."""
         pred = self.offset + self.feats @ lam
-        if self.loss == "rank":
-            if len(self.i):
-                d = pred[self.i] - pred[self.j]
-                value = F.softplus(-d).mean()
-                w = -torch.sigmoid(-d) / len(d)
-                g_pred = torch.zeros_like(pred).index_add_(0, self.i, w).index_add_(0, self.j, -w)
-            else:  # nothing to rank: only the pull
-                value, g_pred = pred.sum() * 0.0, torch.zeros_like(pred)
+        if self.terms is None:  # nothing to fit: only the pull
+            value, g_pred = pred.sum() * 0.0, torch.zeros_like(pred)
         else:
-            r = pred - self.y
-            value, g_pred = r.pow(2).mean(), 2.0 * r / len(r)
+            value, g_pred = self.loss.value(pred, self.y, self.terms), self.loss.grad(pred, self.y, self.terms)
         diff = lam - self.lam0
         return value + self.pull * diff.pow(2).sum(), self.feats.T @ g_pred + 2.0 * self.pull * diff
 
@@ -70,7 +63,7 @@ class LinearProblem:
         """The problem of some support images (a fold), sharing this kernel."""
         return LinearProblem(self.offset[rows], self.feats[rows], self.kernel[rows][:, rows])
 
-    def solve(self, y: torch.Tensor, init: torch.Tensor, loss: str = "rank", l2: float = 10.0, max_iter: int = 200) -> torch.Tensor:
+    def solve(self, y: torch.Tensor, init: torch.Tensor, loss: PersonLoss, l2: float = 10.0, max_iter: int = 200) -> torch.Tensor:
         """λ minimising ``J`` from ``init`` (λ0, shaped ``(n, L)`` or ``(n,)``), as float32 in ``init``'s shape."""
         y, lam0 = y.double(), init.detach().double().flatten()
         if l2 > 0:
@@ -81,35 +74,23 @@ class LinearProblem:
         return lam.float().reshape(init.shape)
 
 
-def _newton(p0: torch.Tensor, kernel: torch.Tensor, y: torch.Tensor, loss: str, pull: float, max_iter: int) -> torch.Tensor:
+def _newton(p0: torch.Tensor, kernel: torch.Tensor, y: torch.Tensor, loss: PersonLoss, pull: float, max_iter: int) -> torch.Tensor:
     """α minimising ``loss(p0 + K α, y) + pull · αᵀ K α`` by damped Newton steps (Armijo backtracking)."""
     k = len(y)
     alpha = torch.zeros(k, dtype=torch.float64)
-    if loss == "rank":
-        i, j = torch.nonzero(y[:, None] > y[None, :], as_tuple=True)
-        if not len(i):
-            return alpha  # nothing to rank: λ0
-        m = len(i)
+    terms = loss.terms(y)
+    if terms is None:
+        return alpha  # nothing to fit: λ0
 
     def value(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ka = kernel @ a
         pred = p0 + ka
-        fit = F.softplus(-(pred[i] - pred[j])).mean() if loss == "rank" else (pred - y).pow(2).mean()
-        return fit + pull * (a @ ka), pred, ka
+        return loss.value(pred, y, terms) + pull * (a @ ka), pred, ka
 
     f, pred, _ = value(alpha)
     eye = torch.eye(k, dtype=torch.float64)
     for _ in range(max_iter):
-        if loss == "rank":
-            s = torch.sigmoid(-(pred[i] - pred[j]))
-            g = torch.zeros(k, dtype=torch.float64).index_add_(0, i, -s / m).index_add_(0, j, s / m)
-            h = s * (1 - s) / m  # the pair's curvature: h (e_i − e_j)(e_i − e_j)ᵀ
-            hess = torch.zeros(k, k, dtype=torch.float64)
-            hess.index_put_((i, j), -h, accumulate=True)
-            hess.index_put_((j, i), -h, accumulate=True)
-            hess.diagonal().add_(torch.zeros(k, dtype=torch.float64).index_add_(0, i, h).index_add_(0, j, h))
-        else:
-            g, hess = 2.0 * (pred - y) / k, eye * (2.0 / k)
+        g, hess = loss.grad(pred, y, terms), loss.hessian(pred, y, terms)
         grad = g + 2.0 * pull * alpha  # ∇_λ J = Xᵀ grad
         step = torch.linalg.solve(hess @ kernel + 2.0 * pull * eye, -grad)
         slope = grad @ (kernel @ step)  # ∇_λ J · Δλ < 0

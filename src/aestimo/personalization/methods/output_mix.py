@@ -36,7 +36,7 @@ from pydantic import Field
 from aestimo.data.scales import SCALES
 from aestimo.options import Options
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
-from aestimo.training.losses import bradley_terry_loss
+from aestimo.training.losses import person_loss
 
 
 class OutputMixOptions(Options):
@@ -59,6 +59,7 @@ def fit_mix(
     c0 = mu.mean()  # with u0: exactly the mean of the experts' scores
     u = u0.clone().requires_grad_(True)
     c = c0.clone().requires_grad_(True)
+    fit = person_loss(loss)
     opt = torch.optim.LBFGS(
         [u, c], lr=1.0, max_iter=max_iter, max_eval=2 * max_iter, tolerance_grad=1e-10, tolerance_change=1e-14,
         history_size=20, line_search_fn="strong_wolfe",
@@ -67,7 +68,7 @@ def fit_mix(
     def closure() -> torch.Tensor:
         opt.zero_grad()
         pred = c + u @ z
-        data = bradley_terry_loss(pred, y_t) if loss == "rank" else (pred - y_t).pow(2).mean()
+        data = fit(pred, y_t)
         obj = data + (l2 / k) * ((u - u0) / tau).pow(2).sum()
         obj.backward()
         return obj

@@ -35,7 +35,7 @@ from aestimo.models.inference import SCORE_BATCH
 from aestimo.models.merged import MergedScorer
 from aestimo.options import Options
 from aestimo.personalization.registry import Context, Method, Query, State, Support, register
-from aestimo.training.losses import bradley_terry_loss
+from aestimo.training.losses import person_loss
 from aestimo.training.schedule import cosine_lr
 
 
@@ -78,12 +78,6 @@ def init_coefficients(expert_scores: np.ndarray, y: np.ndarray, n_layers: int, c
         r = np.nan_to_num(r, nan=0.0)
         w = torch.softmax(torch.as_tensor(cfg.init_temperature * r, dtype=torch.float32), dim=0)
     return w[:, None].repeat(1, n_layers) if cfg.layerwise else w
-
-
-def person_loss(pred: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
-    if loss == "rank":
-        return bradley_terry_loss(pred, y)
-    return (pred - y).pow(2).mean()
 
 
 def _batch_indices(people: Sequence[Person], b: int, gens: list[torch.Generator]) -> list[torch.Tensor]:
@@ -141,6 +135,7 @@ def personalize(
 def _run(merged, people, init, template, cfg, batched, progress, desc) -> torch.Tensor:
     lam = init.clone().requires_grad_(True)
     opt = torch.optim.AdamW([lam], lr=cfg.lr[0], weight_decay=cfg.weight_decay)
+    fit = person_loss(cfg.loss)
     gens = [torch.Generator().manual_seed(p.seed) for p in people]
     b = min(cfg.batch_size, len(people[0].y))
     for step in tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False):
@@ -151,10 +146,10 @@ def _run(merged, people, init, template, cfg, batched, progress, desc) -> torch.
         if batched:
             x = torch.stack([p.x[i] for p, i in zip(people, idx)])
             pred = merged.batched(x, lam, masks) @ template  # (P, b)
-            loss = sum(person_loss(pred[j], p.y[i], cfg.loss) for j, (p, i) in enumerate(zip(people, idx)))
+            loss = sum(fit(pred[j], p.y[i]) for j, (p, i) in enumerate(zip(people, idx)))
         else:
             p, i = people[0], idx[0]
-            loss = person_loss(merged(p.x[i], lam[0], None if masks is None else masks[0]) @ template, p.y[i], cfg.loss)
+            loss = fit(merged(p.x[i], lam[0], None if masks is None else masks[0]) @ template, p.y[i])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

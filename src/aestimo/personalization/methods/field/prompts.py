@@ -66,7 +66,7 @@ from aestimo.models.text import PACKAGE, TEXT_DIM, text_encoder
 from aestimo.options import Options
 from aestimo.personalization.methods.field.field_data import FieldData
 from aestimo.personalization.registry import Context, GenericModel, Method, Query, State, Support, register
-from aestimo.training.losses import bradley_terry_loss
+from aestimo.training.losses import person_loss
 from aestimo.training.optim import adamw
 
 __all__ = [
@@ -523,7 +523,7 @@ class AesMambaP(Method):
                 if p_drop > 0:
                     mask = (torch.rand(k, head.hidden, generator=gen) >= p_drop).float() / (1.0 - p_drop)
                 pred = retemplate(model.to_scores(head.logits(fused, mask)), model.template, target)
-                loss = bradley_terry_loss(pred, y) if o.fine_tune_loss == "rank" else F.mse_loss(pred, y)
+                loss = person_loss(o.fine_tune_loss)(pred, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
