@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import _common  # noqa: F401
+from instant_variants import InstantLinearScoring, InstantPerPerson
 import numpy as np
 import polars as pl
 from _common import add_threads_arg, header, maxrss_mib
@@ -77,7 +78,7 @@ def main() -> None:
         methods = {
             "init (λ0)": TaskVectors(LambdaOptions(steps=0)),
             "instant": Instant(inst_opts),
-            "instant, linear scoring": Instant(inst_opts.model_copy(update={"scoring": "linear"})),
+            "instant, linear scoring": InstantLinearScoring(inst_opts),
             f"hybrid (+{args.hybrid_steps} exact)": Instant(inst_opts.model_copy(update={"hybrid_steps": args.hybrid_steps})),
             f"exact ({args.steps} steps)": TaskVectors(LambdaOptions(steps=args.steps)),
         }
@@ -115,7 +116,7 @@ def main() -> None:
         print(f"   features per person instead of shared: {per_t:.3f} s/person vs {ins[0]:.3f} shared"
               f" ({per_t / ins[0]:.1f}x); max |Δλ| over the people {max(diffs):.2e}")
         # (d) expanding at each person's own λ0 instead of the shared uniform point
-        own = Instant(inst_opts.model_copy(update={"expand_at": "person"}))
+        own = InstantPerPerson(inst_opts)
         t0 = time.perf_counter()
         own_sr = [metrics.srocc(r.y_query, own.predict(own.fit(r.support, ctx), r.query, ctx)) for r in rs]
         own_t = (time.perf_counter() - t0) / len(rs)

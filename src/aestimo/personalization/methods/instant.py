@@ -21,12 +21,12 @@ on (ks no validation person may allow), ``l2_grid`` makes the pull a per-person
 choice by cross-validation inside the support set, on the features already at
 hand (the held-out folds are scored linearly; nothing outside the support is
 read). λ is saved like the exact method's,
-and the query is scored by the **exact** merged model at that λ
-(``scoring: linear`` scores with the linear model instead, for measurements).
+and the query is scored by the **exact** merged model at that λ.
 
-Options: ``expand_at: person`` expands at each person's λ0 (a backward pass
-per support image per run: slower, measured in bench/instant_vs_exact.py);
-``hybrid_steps > 0`` takes that many exact steps from the instant solution.
+Options: ``hybrid_steps > 0`` takes that many exact steps from the instant
+solution. The variants measured against it (each person's own expansion point,
+linear scoring of the query) are subclasses in ``bench/instant_variants.py``:
+they override :meth:`Instant.support_features` and :meth:`Instant.predict`.
 """
 
 from __future__ import annotations
@@ -59,8 +59,7 @@ class InstantOptions(Options):
     l2_grid: tuple[float, ...] = ()
     cv_from_k: int = Field(default=50, ge=4)
     cv_folds: int = Field(default=3, ge=2)
-    expand_at: Literal["uniform", "mean_init", "person"] = "uniform"
-    scoring: Literal["exact", "linear"] = "exact"  # how the query is scored (the saved λ is the same)
+    expand_at: Literal["uniform", "mean_init"] = "uniform"  # the shared expansion point
     max_iter: int = Field(default=200, ge=1)  # Newton iterations (a handful suffice; L-BFGS's without a pull)
     feature_batch: int = Field(default=32, ge=1)  # images per forward + backward pass of the features (memory bound)
     # the hybrid: exact steps from the instant solution (0 = pure instant), with the exact method's options
@@ -161,25 +160,22 @@ class Instant(Method):
     heavy = True
 
     def prepare(self, supports: Sequence[Support], queries: Sequence[Query], ctx: Context) -> None:
-        """Features of every support image (and query image, with linear scoring) at the shared point."""
-        if self.options.expand_at == "person":
-            if self.options.scoring == "linear":
-                raise ValueError("instant: scoring 'linear' needs a shared expansion point (expand_at uniform or mean_init)")
-            return
+        """Features of every support image at the shared point."""
         at = expansion_point(self.options, supports, ctx.merged.shape)
         self._at_key = _key(at)
         rows: dict[str, list[torch.Tensor]] = {}
         for s in supports:
             rows.setdefault(s.source, []).append(s.rows)
-        if self.options.scoring == "linear":
-            for q in queries:
-                rows.setdefault(q.source, []).append(q.rows)
         features_for(ctx, at, {src: torch.cat(r) for src, r in rows.items()}, self.options.feature_batch)
 
     def cover(self, rows_by_source: dict[str, torch.Tensor], ctx: Context) -> None:
         """Features of more images at the shared point (e.g. the album a self-training wrapper pseudo-labels)."""
-        if self.options.expand_at != "person":
-            features_for(ctx, self._linear(ctx).at, rows_by_source, self.options.feature_batch)
+        features_for(ctx, self._linear(ctx).at, rows_by_source, self.options.feature_batch)
+
+    def support_features(self, support: Support, init: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(at, base, phi)``: the expansion point and the support images' base scores and features there."""
+        lin = self._linear(ctx)
+        return (lin.at, *lin.take(support.rows))
 
     def _linear(self, ctx: Context) -> LinearScores:
         key = getattr(self, "_at_key", None)
@@ -189,15 +185,9 @@ class Instant(Method):
 
     def fit(self, support: Support, ctx: Context) -> State:
         o = self.options
-        n, L = ctx.merged.shape
+        L = ctx.merged.shape[1]
         init = tv.init_coefficients(support.expert_scores, support.y.numpy(), L, o.lambda_options(0))
-        if o.expand_at == "person":
-            at = init if init.dim() == 2 else init[:, None].expand(n, L).contiguous()
-            base, phi = score_features(ctx.merged, ctx.images(support.rows), at, ctx.template(support.source), o.feature_batch)
-        else:
-            lin = self._linear(ctx)
-            at = lin.at
-            base, phi = lin.take(support.rows)
+        at, base, phi = self.support_features(support, init, ctx)
         l2, problem = o.l2, LinearProblem.of(base, phi, at, o.layerwise)
         if o.l2_grid and len(support.y) >= o.cv_from_k:
             l2, _ = cv_pull(base, phi, at, support.y, support.expert_scores, o, support.seed, L, problem)
@@ -210,9 +200,5 @@ class Instant(Method):
         return {"lambda": lam, "l2": torch.tensor(float(l2), dtype=torch.float64)}
 
     def predict(self, state: State, query: Query, ctx: Context) -> np.ndarray:
-        if self.options.scoring == "linear":
-            lin = self._linear(ctx)
-            base, phi = lin.take(query.rows)
-            return linear_scores(base, phi, lin.at, state["lambda"]).numpy()
         return tv.predict(ctx.merged, ctx.images(query.rows), state["lambda"], ctx.template(query.source)).numpy()
 
