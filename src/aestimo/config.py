@@ -7,6 +7,7 @@ Each pipeline reads one top-level parameter block (``ingest``, ``experts``,
 from __future__ import annotations
 
 import difflib
+import importlib
 import typing
 from typing import Any, Literal
 
@@ -170,6 +171,9 @@ class Selection(Strict):
 
 
 class PersonalizeParams(Compute):
+    # Python modules imported before any method is looked up: methods of your own, outside Aestimo
+    # (each module registers its methods with @register, as aestimo.personalization.methods' do)
+    modules: list[str] = Field(default_factory=list)
     people: list[str] | None = None  # "source:rater_id" (or a bare id); None = every held-out person
     max_people_per_source: int | None = Field(default=None, ge=1)
     repeats: int | None = Field(default=None, ge=1)  # the first R repeats of fewshot_splits; None = all
@@ -184,6 +188,17 @@ class PersonalizeParams(Compute):
     protocol: str = "default"
     threads: int | None = None
     workers: int = Field(default=1, ge=1)  # processes sharing the runs (one thread each); 1 = here
+
+    @field_validator("modules")
+    @classmethod
+    def _import_modules(cls, v: list[str]) -> list[str]:
+        for i, name in enumerate(v):
+            try:
+                importlib.import_module(name)
+            except Exception as err:  # noqa: BLE001  (any error importing a user's module is theirs to see)
+                raise ValueError(f"parameter 'personalize.modules.{i}': cannot import {name!r} ({type(err).__name__}: {err}); "
+                                 "is its folder on PYTHONPATH?") from None
+        return v
 
     @model_validator(mode="after")
     def _batched_or_workers(self):
