@@ -105,3 +105,13 @@ def test_metric_rows_taken_as_results_come_in_equal_those_computed_at_the_end():
     _, plain, _ = collect(jobs, results, data, {})
     assert with_rows.equals(plain) and with_rows.height == len(jobs)
     assert with_rows["srocc"].n_unique() > 1  # the runs differ
+
+
+def test_every_registered_method_has_a_test_of_its_own():
+    """A method added to the registry without a test that builds it (by name or class) fails here."""
+    from pathlib import Path
+
+    texts = [p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("test_*.py")]
+    untested = [name for name, cls in REGISTRY.items() if not name.startswith("test_")  # the tests' own toys
+                and not any(f'"{name}"' in t or f"{cls.__name__}(" in t for t in texts)]
+    assert not untested, f"registered methods no test module builds: {untested}"
