@@ -124,3 +124,16 @@ def test_the_best_methods_gains_are_drawn_once_even_when_it_is_the_deployed_meth
     once = build_report(**inputs)
     assert "best_gains.png" not in once and "<img src='personalization/gains.png'" in once
     assert "The best method is layerwise_rank, the deployed one" in once
+
+
+def test_the_detail_column_is_bookkeeping_not_shown():
+    """The summary's ``detail`` column decides which rows the main views leave out; no table shows it."""
+    from tests.pipelines.reporting.report_inputs import report_inputs
+    from aestimo.pipelines.reporting.nodes import build_report
+
+    inputs = report_inputs()
+    for name in ("personalization_summary", "personalization_summary_by_source"):
+        t = inputs[name]
+        inputs[name] = t.with_columns(pl.col("method").str.starts_with("zero_shot_a").alias("detail"))
+    html = build_report(**inputs)
+    assert "<th>detail</th>" not in html

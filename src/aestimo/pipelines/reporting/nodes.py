@@ -46,6 +46,9 @@ def build_report(
     """The run's HTML report (plots are the PNGs written beside it, under 08_reporting)."""
     p = config.parse("personalize", personalize_params)
     hidden = detail_rows(personalization_summary)
+    # the detail column says which rows the main views leave out; it is bookkeeping, not a figure to show
+    personalization_summary = personalization_summary.drop("detail", strict=False)
+    personalization_summary_by_source = personalization_summary_by_source.drop("detail", strict=False)
     main = personalization_summary.filter(main_methods(hidden))
     best = best_method(personalization_vs_reference, p.deploy_method)  # the one personalization/best_gains.png draws
     sections = [
@@ -60,7 +63,7 @@ def build_report(
             "query's ratings.</p>"
             + table_html(main)
             + "<img src='personalization/summary.png' alt='summary plot'>"
-            + f"<h3>Who gains: {p.deploy_method} over {p.reference_method or 'the reference'}, person by person</h3>"
+            + f"<h3>Who gains: {p.deploy_method} over {(p.reference_method or 'the reference').replace('_', ' ')}, person by person</h3>"
             + "<img src='personalization/gains.png' alt='per-person gains'>"
             + f"<h3>{p.deploy_method} against each other method, on the same runs</h3>"
             "<p>Paired over people (repeats averaged first): mean SROCC difference with its bootstrap "
