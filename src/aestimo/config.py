@@ -283,12 +283,8 @@ class PersonalizeParams(Compute):
                 options = cls.Options.model_validate(raw)
             except ValidationError as err:
                 e = err.errors()[0]
-                where = ".".join(str(x) for x in ("personalize.methods", name, *e["loc"]))
-                if e["type"] == "extra_forbidden":
-                    close = difflib.get_close_matches(str(e["loc"][-1]), list(fields) + ["method", "ks"], n=1)
-                    hint = f"did you mean '{close[0]}'?" if close else f"{entry.method} takes {', '.join(fields) or 'no options'}"
-                    raise ValueError(f"parameter '{where}' is not a known name ({hint})") from None
-                raise ValueError(f"parameter '{where}': {e['msg']} (got {e.get('input')!r})") from None
+                raise ValueError(_message(("personalize.methods", name), e, list(fields) + ["method", "ks"],
+                                          f"{entry.method} takes {', '.join(fields) or 'no options'}")) from None
             for row, opts in cls.variants(name, options, experts).items():
                 sample = Sample(entry.sample.people_per_source, entry.sample.repeats) if entry.sample else None
                 out.append(ConfiguredMethod(row, cls(opts), entry.ks, sample))
@@ -360,13 +356,8 @@ class FieldModelsParams(Compute):
             try:
                 extra[name] = model.options.model_validate(extra.get(name) or {})
             except ValidationError as err:
-                e = err.errors()[0]
-                where = ".".join(str(x) for x in ("field_models", name, *e["loc"]))
-                if e["type"] == "extra_forbidden":
-                    close = difflib.get_close_matches(str(e["loc"][-1]), list(model.options.model_fields), n=1)
-                    hint = f"did you mean '{close[0]}'?" if close else f"known names: {', '.join(model.options.model_fields)}"
-                    raise ValueError(f"parameter '{where}' is not a known name ({hint})") from None
-                raise ValueError(f"parameter '{where}': {e['msg']} (got {e.get('input')!r})") from None
+                known = list(model.options.model_fields)
+                raise ValueError(_message(("field_models", name), err.errors()[0], known, f"known names: {', '.join(known)}")) from None
         object.__setattr__(self, "__pydantic_extra__", extra)
         return self
 
@@ -382,6 +373,18 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "self_training": SelfTrainingParams,
     "field_models": FieldModelsParams,
 }
+
+
+def _message(prefix: tuple, e: dict, known: list[str], otherwise: str) -> str:
+    """One pydantic error as a line naming the parameter's dotted path: an unknown name gets the
+    closest of ``known`` ("did you mean"), or ``otherwise`` when none is close; a bad value, the
+    validator's message and the value given."""
+    where = ".".join(str(x) for x in (*prefix, *e["loc"]))
+    if e["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(e["loc"][-1]), known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else otherwise
+        return f"parameter '{where}' is not a known name ({hint})"
+    return f"parameter '{where}': {e['msg']} (got {e.get('input')!r})"
 
 
 def _names_at(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -417,12 +420,6 @@ def parse(section: str, raw: dict[str, Any] | BaseModel):
             if msg.startswith("parameter '"):  # a validator that names the parameter itself
                 lines.append(msg)
                 continue
-            where = ".".join(str(p) for p in (section, *e["loc"]))
-            if e["type"] == "extra_forbidden":
-                known = _names_at(model, e["loc"][:-1])
-                close = difflib.get_close_matches(str(e["loc"][-1]), known, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else f"known names: {', '.join(sorted(known))}"
-                lines.append(f"parameter '{where}' is not a known name ({hint})")
-                continue
-            lines.append(f"parameter '{where}': {msg} (got {e.get('input')!r})")
+            known = _names_at(model, e["loc"][:-1]) if e["type"] == "extra_forbidden" else []
+            lines.append(_message((section,), {**e, "msg": msg}, known, f"known names: {', '.join(sorted(known))}"))
         raise ValueError("Invalid parameters:\n  " + "\n  ".join(lines)) from None

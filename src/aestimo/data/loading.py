@@ -113,9 +113,6 @@ class _Views(Dataset):
         plan, state = item
         return plan, apply_views(self.pixels[plan.idx], self.crop, plan.tops, plan.lefts, plan.flips), state
 
-    def __len__(self) -> int:  # pragma: no cover - sized by its sampler
-        raise TypeError("_Views is read through its sampler")
-
 
 def training_views(pixels, n_train: int, batch: int, crop: int, generator: torch.Generator, workers: int, pin: bool = False):
     """Every training step's ``(plan, uint8 views)``, read ahead by ``workers`` processes; drawn
