@@ -155,7 +155,7 @@ def fake_people(method, n_people: int, n_experts: int = 6, size: int = 64, seed:
     from aestimo.models.merged import build_task_vectors
     from aestimo.models.theta0 import load_scorer, make_theta0, normalisation
     from aestimo.personalization import Context, Query, Support
-    from aestimo.personalization.running.pool import Job
+    from aestimo.personalization.running.jobs import Job
 
     theta0 = make_theta0("tf_efficientnet_lite0", "package", 0, False, size, size)
     module = load_scorer(theta0)

@@ -26,7 +26,7 @@ from aestimo.bundle import load_bundle
 from aestimo.personalization import generic_models
 from aestimo.personalization.running import runs, selection
 from aestimo.personalization.methods.field.field_data import profiles_by_person
-from aestimo.personalization.running.pool import prepare, run_job
+from aestimo.personalization.running.jobs import prepare, run_job
 from aestimo.personalization.running.context import build_context
 
 

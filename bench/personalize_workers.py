@@ -6,7 +6,7 @@ noise on the parameters (``_common.fake_experts``). ``--people``
 people with random images and scores, half at k = 10 and half at k = 100,
 each personalized with the exact method for ``--steps`` steps.
 
-Runs ``aestimo.personalization.running.pool.run_jobs`` with ``workers=1`` (in this process, with
+Runs ``aestimo.personalization.running.jobs.run_jobs`` with ``workers=1`` (in this process, with
 ``--threads`` intra-op threads, as the node runs when ``workers: 1``) and
 with ``workers=--workers`` (one thread each, as ``workers: 2`` in
 conf/base), and prints the wall-time ratio measured in this run and the
@@ -24,7 +24,7 @@ import _common  # noqa: F401
 import torch
 from _common import fake_people, header
 
-from aestimo.personalization.running.pool import run_jobs
+from aestimo.personalization.running.jobs import run_jobs
 from aestimo.personalization.methods.task_vectors import LambdaOptions, TaskVectors
 
 

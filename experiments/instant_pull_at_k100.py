@@ -29,7 +29,7 @@ from aestimo.models.inference import predict
 from aestimo.models.theta0 import load_scorer, normalisation
 from aestimo.personalization.running import runs
 from aestimo.personalization.methods.instant import Instant, InstantOptions
-from aestimo.personalization.running.pool import Job, prepare, run_jobs
+from aestimo.personalization.running.jobs import Job, prepare, run_jobs
 from aestimo.personalization.methods.task_vectors import LambdaOptions, TaskVectors
 from aestimo.pipelines.personalize.nodes import _context
 

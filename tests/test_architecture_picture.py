@@ -15,7 +15,7 @@ DOC = ROOT / "docs" / "architecture.md"
 BOXES = {
     "api": ["__init__"],
     "pipelines": ["pipelines"],
-    "registry": ["pipeline_registry", "settings", "hooks", "datasets"],
+    "registry": ["pipeline_registry", "settings", "hooks", "runner", "datasets"],
     "console": ["console", "own_people", "__main__"],
     "logs": ["logs"],
     "config": ["config"],

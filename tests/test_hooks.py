@@ -173,3 +173,59 @@ def test_node_timing_says_how_many_nodes_are_done(caplog):
     hooks.after_node_run(slow)
     assert re.search(r"node slow took 1\.\d s \(CPU \d+\.\d s\); 2 of 3 nodes done", caplog.text)
     assert "node fast" not in caplog.text  # under a second: no line of its own
+
+
+def test_the_cluster_hook_opens_one_cluster_for_the_people_stages_and_closes_it_with_the_run():
+    """Held by the hook, not by module state: started before the first node of a stage that shares
+    people out (not before an expert's), reused by every later node, closed when the run ends."""
+    from types import SimpleNamespace
+
+    from aestimo.hooks import ClusterHooks
+    from aestimo.personalization.running.cluster import current_client
+
+    class Catalog:
+        def load(self, name):
+            assert name == "params:personalize"
+            return {"methods": {"instant": {"method": "instant"}}, "workers": 2}
+
+    hooks = ClusterHooks()
+    hooks.before_node_run(SimpleNamespace(namespace="ava"), Catalog())
+    assert hooks.cluster is None and current_client() is None
+    hooks.before_node_run(SimpleNamespace(namespace="personalization"), Catalog())
+    cluster = hooks.cluster
+    try:
+        assert cluster is not None and current_client() is cluster.client
+        assert len(cluster.client.scheduler_info()["workers"]) == 2
+        hooks.before_node_run(SimpleNamespace(namespace="self_training"), Catalog())
+        assert hooks.cluster is cluster  # one cluster for the whole run
+    finally:
+        hooks.after_pipeline_run()
+    assert hooks.cluster is None and current_client() is None
+
+
+def test_the_cluster_hook_starts_nothing_for_one_worker():
+    from types import SimpleNamespace
+
+    from aestimo.hooks import ClusterHooks
+
+    class Catalog:
+        def load(self, name):
+            return {"methods": {"instant": {"method": "instant"}}, "workers": 0}
+
+    hooks = ClusterHooks()
+    hooks.before_node_run(SimpleNamespace(namespace="personalization"), Catalog())
+    assert hooks.cluster is None
+
+
+def test_no_module_keeps_pool_state():
+    """The workers' lifetime is an object's (the hook's cluster), never a module global."""
+    import ast
+
+    from tests.kedro_project import ROOT
+
+    for path in (ROOT / "src" / "aestimo").rglob("*.py"):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Global) or (isinstance(node, ast.FunctionDef) and any(isinstance(n, ast.Global) for n in ast.walk(node))):
+                names = [n.names for n in ast.walk(node) if isinstance(n, ast.Global)]
+                assert not any("POOL" in x.upper() or "WARM" in x.upper() or "CLIENT" in x.upper() or "CLUSTER" in x.upper()
+                               for ns in names for x in ns), f"{path}: global {names}"

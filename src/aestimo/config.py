@@ -187,7 +187,8 @@ class PersonalizeParams(Compute):
     selection: Selection = Selection()
     protocol: str = "default"
     threads: int | None = None
-    workers: int = Field(default=1, ge=1)  # processes sharing the runs (one thread each); 1 = here
+    workers: int = Field(default=1, ge=0)  # Dask worker processes sharing the runs (one thread each); 0 or 1 = here
+    scheduler: str | None = None  # a Dask scheduler's address (tcp://host:8786); None = a LocalCluster of `workers`
 
     @field_validator("modules")
     @classmethod

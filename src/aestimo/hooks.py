@@ -135,7 +135,7 @@ class ParameterValidationHooks:
 
 def _live_children_cpu() -> float:
     """CPU seconds so far of this process's children that have not been reaped (Linux's /proc; 0
-    elsewhere): the workers a warm pool keeps from node to node."""
+    elsewhere): the run's Dask workers, which outlive each node."""
     pids: set[int] = set()
     for listing in Path("/proc/self/task").glob("*/children"):
         try:
@@ -154,7 +154,7 @@ def _live_children_cpu() -> float:
 
 def _children_cpu() -> float:
     """CPU seconds of this process's children, finished (the pools a node joined) or still running
-    (a pool kept warm for the next node): the difference over a node is what its workers used."""
+    (the run's Dask workers): the difference over a node is what its workers used."""
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime + _live_children_cpu()
 
@@ -217,27 +217,42 @@ class NodeTimingHooks:
             log.info(line)
 
 
-class WorkerPoolHooks:
-    """One pool of personalization workers for a whole run: a node that opens a pool takes over the
-    previous node's workers instead of spawning its own (``aestimo.personalization.running.pool.keep_warm``)."""
+class ClusterHooks:
+    """One Dask cluster for a whole run (:class:`aestimo.personalization.running.cluster.Cluster`),
+    held here: opened before the first node of a stage that shares people out, when
+    ``personalize.workers`` is above 1 on the CPU or ``personalize.scheduler`` is set, and closed
+    when the run ends or fails. Nodes reach it as Dask's current client."""
+
+    STAGES = ("personalization", "self_training")  # the stages whose nodes share work out
+
+    def __init__(self) -> None:
+        self.cluster = None
 
     @hook_impl
-    def before_pipeline_run(self) -> None:
-        from aestimo.personalization.running.pool import keep_warm
+    def before_node_run(self, node, catalog) -> None:
+        if self.cluster is not None or node.namespace not in self.STAGES:
+            return
+        from aestimo import config
+        from aestimo.personalization.running.cluster import Cluster, current_client
 
-        keep_warm(True)
+        if current_client() is not None:  # the runner's (aestimo.runner.DaskRunner) or one the caller opened
+            return
+        p = config.parse("personalize", catalog.load("params:personalize"))
+        if p.scheduler or (p.workers > 1 and p.torch_device.type == "cpu"):
+            self.cluster = Cluster(p.workers, p.scheduler).__enter__()
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        from aestimo.personalization.running.pool import keep_warm
-
-        keep_warm(False)
+        self.close()
 
     @hook_impl
     def on_pipeline_error(self) -> None:
-        from aestimo.personalization.running.pool import keep_warm
+        self.close()
 
-        keep_warm(False)
+    def close(self) -> None:
+        if self.cluster is not None:
+            cluster, self.cluster = self.cluster, None
+            cluster.close()
 
 
 def timing_summary(seconds: dict[str, tuple[float, float]], stage: dict[str, str], slowest: int = 8) -> list[str]:

@@ -3,7 +3,7 @@ telemetry off)."""
 
 import warnings
 
-from aestimo.hooks import LoggingHooks, NodeTimingHooks, ParameterValidationHooks, WorkerPoolHooks
+from aestimo.hooks import LoggingHooks, NodeTimingHooks, ParameterValidationHooks, ClusterHooks
 
 # Warnings at every start that nobody running this project can act on:
 # Kedro's config loader calls an OmegaConf function that OmegaConf has deprecated;
@@ -15,7 +15,7 @@ warnings.filterwarnings("ignore", message=r"Option '--pipeline' is deprecated", 
 # tqdm.auto imported in a notebook without ipywidgets (the project's bars are for runs, not notebooks)
 warnings.filterwarnings("ignore", message=r"IProgress not found")
 
-HOOKS = (LoggingHooks(), ParameterValidationHooks(), NodeTimingHooks(), WorkerPoolHooks())
+HOOKS = (LoggingHooks(), ParameterValidationHooks(), NodeTimingHooks(), ClusterHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -8,7 +8,7 @@ from aestimo.personalization import REGISTRY, Method, Query, Support, method_cla
 from aestimo.personalization.methods.expert_choice import BestExpertOnSupport, SingleExpert, ZeroShotEnsemble
 from aestimo.personalization.running.keys import parse_state_key
 from aestimo.personalization.methods.oracle import Oracle
-from aestimo.personalization.running.pool import Result
+from aestimo.personalization.running.jobs import Result
 from aestimo.personalization.registry import Context
 from aestimo.personalization.running.runs import ConfiguredMethod, RunData, build_jobs, collect
 
@@ -89,7 +89,7 @@ def test_a_new_method_is_one_class_and_its_state_lands_under_its_keys():
 def test_metric_rows_taken_as_results_come_in_equal_those_computed_at_the_end():
     """run_jobs hands each result to ``on_result`` once; the metric rows filled that way are the rows
     collect computes itself."""
-    from aestimo.personalization.running.pool import run_jobs
+    from aestimo.personalization.running.jobs import run_jobs
     from aestimo.personalization.running.runs import MetricRows
 
     ctx = FakeContext(["a", "b"])

@@ -2,7 +2,9 @@
 copy of the project, then the scoring CLI and API on what it wrote."""
 
 import math
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,8 @@ from aestimo.models.theta0 import normalisation
 from aestimo.personalization import Context, Query, Support
 from aestimo.personalization.running.keys import split_person_key, state_key
 from aestimo.personalization.methods.instant import Instant, InstantOptions
-from aestimo.personalization.running.pool import Job, prepare, run_job, run_jobs, worker_pool
+from aestimo.personalization.running.cluster import Cluster, shared_out
+from aestimo.personalization.running.jobs import Job, JobFailed, prepare, run_job, run_jobs
 from aestimo.personalization.methods.task_vectors import LambdaOptions, TaskVectors
 from tests.kedro_project import ROOT, catalog, inside, new_project, run
 
@@ -222,7 +225,8 @@ def test_worker_processes_give_the_in_process_numbers(project):
     inst = Instant(InstantOptions())
     fast = [Job("instant", inst, j.support, j.query) for j in jobs]
     ctx.workers = 2
-    prepare(ctx, fast)
+    with shared_out(ctx):  # a cluster of its own, for the block
+        prepare(ctx, fast)
     in_workers = next(iter(ctx.shared.values()))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -239,62 +243,100 @@ def test_worker_processes_give_the_in_process_numbers(project):
     for a, b in zip(here, pooled):
         assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
     assert not torch.equal(here[0].state["lambda"], here[2].state["lambda"])  # the jobs differ, so equality above means something
-    # one pool for the features and the runs, as the nodes open it: spawned once, the same numbers
+    # one cluster for the features and the runs, as a run opens it: the same workers throughout, the same numbers
     shared = _context(catalog)
     shared.workers = 2
-    with worker_pool(shared) as pool:
-        prepare(shared, fast)  # the features, in the pool's workers; the runs read them there
-        executor = pool.executor()
-        processes = set(executor._processes)
+    with Cluster(2) as cluster, shared_out(shared):
+        workers = cluster.client.run(os.getpid)
+        prepare(shared, fast)  # the features, on the workers; the runs read them there
         once = run_jobs(shared, jobs, workers=2) + run_jobs(shared, fast, workers=2)
-        assert pool.executor() is executor and set(executor._processes) == processes
+        assert cluster.client.run(os.getpid) == workers
     assert shared.mapper is None
     for a, b in zip(here, once):
         assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
 
 
-def test_a_warm_pool_serves_the_next_block_with_its_own_context(project):
-    """Kept warm (as a Kedro run keeps it), the workers of one block serve the next block: the same
-    processes, rebound to the new context (other task vectors give that context's numbers)."""
+def _tv_jobs(ctx: Context, people: int, seed: int, steps: int = 2) -> list[Job]:
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for j in range(people):
+        rows = torch.as_tensor(rng.choice(len(ctx.images.pixels), 14, replace=False))
+        y = torch.as_tensor(rng.uniform(1, 10, 10), dtype=torch.float32)
+        support = Support("ava", f"p{j}", 10, 0, j, rows[:10], y, rng.normal(size=(len(ctx.experts), 10)))
+        jobs.append(Job("tv", TaskVectors(LambdaOptions(steps=steps, batch_size=8)), support, Query("ava", rows[10:], rng.normal(size=(len(ctx.experts), 4)))))
+    return jobs
+
+
+def _in_process(ctx: Context, jobs: list[Job]):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_jobs(ctx, jobs, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_one_cluster_serves_each_block_with_its_own_context(project):
+    """As in a Kedro run, one cluster serves node after node: the same worker processes, each block's
+    own context (other task vectors give that context's numbers)."""
     from aestimo.bundle import TensorBundle
-    from aestimo.personalization.running import pool as pool_module
 
     _, catalog = project
     first = _context(catalog)
     tau = first.task_vectors
     second = Context(first.images, first.theta0, TensorBundle({k: 0.5 * v for k, v in tau.tensors.items()}, tau.meta), first.experts)
-    rng = np.random.default_rng(1)
-    jobs = []
-    for j in range(3):
-        rows = torch.as_tensor(rng.choice(len(first.images.pixels), 14, replace=False))
-        y = torch.as_tensor(rng.uniform(1, 10, 10), dtype=torch.float32)
-        support = Support("ava", f"p{j}", 10, 0, j, rows[:10], y, rng.normal(size=(len(first.experts), 10)))
-        jobs.append(Job("tv", TaskVectors(LambdaOptions(steps=2, batch_size=8)), support, Query("ava", rows[10:], rng.normal(size=(len(first.experts), 4)))))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        want = [run_jobs(c, jobs, workers=1) for c in (first, second)]
-    finally:
-        torch.set_num_threads(threads)
-    pool_module.keep_warm(True)
-    try:
-        got, processes = [], []
+    jobs = _tv_jobs(first, 3, seed=1)
+    want = [_in_process(c, jobs) for c in (first, second)]
+    got, pids = [], []
+    with Cluster(2) as cluster:
         for c in (first, second):
             c.workers = 2
-            with worker_pool(c) as pool:
+            with shared_out(c):
                 got.append(run_jobs(c, jobs, workers=2))
-                processes.append(dict(pool.executor()._processes))
+                pids.append(cluster.client.run(os.getpid))
             assert c.mapper is None
-        kept = pool_module._WARM
-        assert kept is not None and kept.ctx is second
-    finally:
-        pool_module.keep_warm(False)
-    assert set(processes[0]) == set(processes[1])  # no second spawn
-    assert pool_module._WARM is None and not any(p.is_alive() for p in processes[1].values())  # closed with the run
+    assert pids[0] == pids[1]  # no second start
     for w, g in zip(want, got):
         for a, b in zip(w, g):
             assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
     assert not np.array_equal(want[0][0].scores, want[1][0].scores)  # the contexts differ, so the equality above means something
+
+
+def test_a_worker_killed_mid_run_loses_only_its_tasks_in_flight(project):
+    """A worker of a 2-worker cluster killed (SIGKILL) once the first results are in: its tasks run
+    again elsewhere, every job's result comes back exactly once, with the numbers of a run here."""
+    _, catalog = project
+    ctx = _context(catalog)
+    jobs = _tv_jobs(ctx, 12, seed=2, steps=4)
+    want = _in_process(ctx, jobs)
+    seen: list[int] = []
+    with Cluster(2) as cluster:
+        victim = next(iter(cluster.client.run(os.getpid).values()))
+
+        def on_result(i, res):
+            if not seen:
+                os.kill(victim, signal.SIGKILL)
+            seen.append(i)
+
+        ctx.workers = 2
+        got = run_jobs(ctx, jobs, workers=2, on_result=on_result)
+        assert victim not in cluster.client.run(os.getpid).values()  # it was killed (and its nanny started another)
+    assert sorted(seen) == list(range(len(jobs)))  # every job once
+    for a, b in zip(want, got):
+        assert torch.equal(a.state["lambda"], b.state["lambda"]) and np.array_equal(a.scores, b.scores)
+
+
+def test_a_job_that_raises_names_its_person_k_and_repeat(project):
+    """On the cluster and here alike, the run stops with the method, person, k and repeat named."""
+    _, catalog = project
+    ctx = _context(catalog)
+    jobs = _tv_jobs(ctx, 3, seed=3)
+    bad = jobs[1].support
+    jobs[1].support = Support(bad.source, bad.rater_id, bad.k, 1, bad.seed, bad.rows + len(ctx.images.pixels), bad.y, bad.expert_scores)
+    for workers in (1, 2):
+        ctx.workers = workers
+        with pytest.raises(JobFailed, match=r"tv on ava person p1 \(k=10, repeat 1\): IndexError"):
+            run_jobs(ctx, jobs, workers=workers)
 
 
 def _experiment(name: str):

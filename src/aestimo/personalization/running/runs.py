@@ -24,7 +24,7 @@ from aestimo.data.scales import SCALES
 from aestimo.evaluation import metrics
 from aestimo.models.scorer import template_tensor
 from aestimo.personalization.running.keys import parse_person_ref, person_key, split_person_key, state_key
-from aestimo.personalization.running.pool import Job, Result
+from aestimo.personalization.running.jobs import Job, Result
 from aestimo.personalization.registry import Method, Query, Support
 
 log = logging.getLogger(__name__)

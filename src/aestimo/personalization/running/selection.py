@@ -20,7 +20,7 @@ import polars as pl
 from aestimo.data.splits import fewshot_splits
 from aestimo.evaluation import people as over_people
 from aestimo.personalization.running import runs
-from aestimo.personalization.running.pool import Job, prepare, run_jobs
+from aestimo.personalization.running.jobs import Job, prepare, run_jobs
 from aestimo.personalization.registry import Context, Method
 
 log = logging.getLogger(__name__)

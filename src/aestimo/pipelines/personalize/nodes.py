@@ -25,7 +25,8 @@ from aestimo.personalization import export_shared, generic_models  # noqa: E402
 from aestimo.personalization.running import runs, selection  # noqa: E402
 from aestimo.personalization.running.context import build_context  # noqa: E402
 from aestimo.personalization.registry import method_class  # noqa: E402
-from aestimo.personalization.running.pool import prepare, run_batched, run_jobs, worker_pool  # noqa: E402
+from aestimo.personalization.running.cluster import shared_out  # noqa: E402
+from aestimo.personalization.running.jobs import prepare, run_batched, run_jobs  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def choose_settings(
     data = runs.run_data(val_plan, splits, ratings, expert_predictions, image_cache.meta["image_ids"])
     configured = p.configured_methods(ctx.experts)
     tables = []
-    with worker_pool(ctx):  # one spawn of the workers for every grid
+    with shared_out(ctx):  # θ0 and τ reach the workers once for every grid
         for name, grid in sel.grids.items():
             cls = method_class(name)
             entry = next((m for m in configured if isinstance(m.method, cls)), None)
@@ -119,7 +120,7 @@ def personalize_people(
     data = runs.run_data(plan, fewshot_splits, ratings, expert_predictions, image_cache.meta["image_ids"], world_utilities)
     jobs = runs.build_jobs(p.configured_methods(experts, selection.chosen_settings(chosen_settings)), data, set(ctx.profiles))
     log.info("personalizing: %d runs (%d methods) on %d worker(s)", len(jobs), len(p.methods), 1 if p.batched else p.workers)
-    with worker_pool(ctx):  # one spawn of the workers for instant's features and the runs
+    with shared_out(ctx):  # θ0 and τ reach the workers once, for instant's features and the runs
         prepared = prepare(ctx, jobs)
         rows = runs.MetricRows(jobs, data)  # filled as results come in, while the workers still run
         results = run_batched(ctx, jobs) if p.batched else run_jobs(ctx, jobs, workers=p.workers, on_result=rows)

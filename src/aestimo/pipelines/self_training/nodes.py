@@ -28,7 +28,8 @@ from aestimo.models.inference import predict  # noqa: E402
 from aestimo.models.scorer import template_tensor  # noqa: E402
 from aestimo.models.theta0 import load_scorer, normalisation  # noqa: E402
 from aestimo.personalization.running import runs, selection  # noqa: E402
-from aestimo.personalization.running.pool import prepare, run_jobs, worker_pool  # noqa: E402
+from aestimo.personalization.running.cluster import shared_out  # noqa: E402
+from aestimo.personalization.running.jobs import prepare, run_jobs  # noqa: E402
 from aestimo.personalization.running.runs import ConfiguredMethod, Sample  # noqa: E402
 from aestimo.personalization import import_shared, method_class  # noqa: E402
 from aestimo.personalization.running.context import build_context  # noqa: E402
@@ -293,7 +294,7 @@ def self_train_people(
     for name, methods in planned.items():
         jobs = runs.build_jobs(methods, data)
         log.info("self-training people: %d runs on the %s task vectors", len(jobs), name)
-        with worker_pool(ctxs[name]):  # one spawn of the workers for the album's features and the runs
+        with shared_out(ctxs[name]):  # this set's θ0 and τ reach the workers once, for the album's features and the runs
             prepared = prepare(ctxs[name], jobs)
             rows = runs.MetricRows(jobs, data)
             results = run_jobs(ctxs[name], jobs, workers=ctxs[name].workers, desc=f"self-training people ({name})", on_result=rows)
