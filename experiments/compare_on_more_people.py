@@ -73,7 +73,7 @@ def main(argv=None) -> None:
             defaults[name] = getattr(args, name)
 
     plan = plan_personalization(data["fewshot_splits"], data["ratings"], data["generic_splits"], params)
-    _, metrics, _, _ = personalize_people(
+    _, metrics, _, _, _ = personalize_people(
         plan, data["fewshot_splits"], data["ratings"], data["expert_predictions"], data["world_utilities"],
         data["image_cache"], data["backbone_features"], data["theta0"], data["task_vectors"], data["chosen_settings"],
         data["user_profiles"], params, *(data[f"{name}_model"] for name in generic_models()),

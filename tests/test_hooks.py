@@ -176,8 +176,8 @@ def test_node_timing_says_how_many_nodes_are_done(caplog):
 
 
 def test_the_cluster_hook_opens_one_cluster_for_the_people_stages_and_closes_it_with_the_run():
-    """Held by the hook, not by module state: started before the first node of a stage that shares
-    people out (not before an expert's), reused by every later node, closed when the run ends."""
+    """Held by the hook, not by module state: started before the first node that shares work out
+    (tagged so; not before an expert's), reused by every later node, closed when the run ends."""
     from types import SimpleNamespace
 
     from aestimo.hooks import ClusterHooks
@@ -189,14 +189,14 @@ def test_the_cluster_hook_opens_one_cluster_for_the_people_stages_and_closes_it_
             return {"methods": {"instant": {"method": "instant"}}, "workers": 2}
 
     hooks = ClusterHooks()
-    hooks.before_node_run(SimpleNamespace(namespace="ava"), Catalog())
+    hooks.before_node_run(SimpleNamespace(tags={"experts"}), Catalog())
     assert hooks.cluster is None and current_client() is None
-    hooks.before_node_run(SimpleNamespace(namespace="personalization"), Catalog())
+    hooks.before_node_run(SimpleNamespace(tags={"personalization", "shares_work"}), Catalog())
     cluster = hooks.cluster
     try:
         assert cluster is not None and current_client() is cluster.client
         assert len(cluster.client.scheduler_info()["workers"]) == 2
-        hooks.before_node_run(SimpleNamespace(namespace="self_training"), Catalog())
+        hooks.before_node_run(SimpleNamespace(tags={"self_training", "shares_work"}), Catalog())
         assert hooks.cluster is cluster  # one cluster for the whole run
     finally:
         hooks.after_pipeline_run()
@@ -213,7 +213,7 @@ def test_the_cluster_hook_starts_nothing_for_one_worker():
             return {"methods": {"instant": {"method": "instant"}}, "workers": 0}
 
     hooks = ClusterHooks()
-    hooks.before_node_run(SimpleNamespace(namespace="personalization"), Catalog())
+    hooks.before_node_run(SimpleNamespace(tags={"personalization", "shares_work"}), Catalog())
     assert hooks.cluster is None
 
 

@@ -219,18 +219,18 @@ class NodeTimingHooks:
 
 class ClusterHooks:
     """One Dask cluster for a whole run (:class:`aestimo.personalization.running.cluster.Cluster`),
-    held here: opened before the first node of a stage that shares people out, when
+    held here: opened before the first node that shares work out (tagged ``SHARES_WORK``), when
     ``personalize.workers`` is above 1 on the CPU or ``personalize.scheduler`` is set, and closed
     when the run ends or fails. Nodes reach it as Dask's current client."""
-
-    STAGES = ("personalization", "self_training")  # the stages whose nodes share work out
 
     def __init__(self) -> None:
         self.cluster = None
 
     @hook_impl
     def before_node_run(self, node, catalog) -> None:
-        if self.cluster is not None or node.namespace not in self.STAGES:
+        from aestimo.personalization.running.cluster import SHARES_WORK
+
+        if self.cluster is not None or SHARES_WORK not in node.tags:
             return
         from aestimo import config
         from aestimo.personalization.running.cluster import Cluster, current_client

@@ -19,8 +19,8 @@ OpenMP runtime and CUDA are not fork-safe), and each node sets its own torch
 threads from its parameters, as it does in a sequential run, so the experts'
 weights equal the sequential run's.
 
-Nodes of the stages that share people out themselves (``personalization``,
-``self_training``) run here, in the driver, and send their people to the same
+Nodes that share people out themselves (tagged ``SHARES_WORK``: choosing the
+settings, personalizing people, self-training people) run here, in the driver, and send their people to the same
 cluster (:mod:`aestimo.personalization.running.cluster`), while other ready
 nodes go on in the workers. Node hooks (the per-node timing) run only for the
 nodes run here.
@@ -37,7 +37,7 @@ from kedro.io import MemoryDataset
 from kedro.runner import AbstractRunner
 from kedro.runner.task import Task
 
-from aestimo.hooks import ClusterHooks
+from aestimo.personalization.running.cluster import SHARES_WORK
 
 
 def _run_node(node, catalog, run_id):
@@ -79,7 +79,7 @@ class DaskRunner(AbstractRunner):
         self._check_outputs(pipeline, catalog)
         deps = pipeline.node_dependencies
         todo, done = set(deps), set()
-        here = {n for n in pipeline.nodes if n.namespace in ClusterHooks.STAGES}
+        here = {n for n in pipeline.nodes if SHARES_WORK in n.tags}
         own = None if current_client() is not None else Cluster(*self._cluster_settings(catalog)).__enter__()
         client = current_client()
         futures: dict[Any, Any] = {}

@@ -236,6 +236,31 @@ def test_cv_pull_lets_a_clear_signal_go_and_holds_noise_back():
     assert best == 300.0 and all(np.isnan(v) for v in mean.values())
 
 
+def test_cv_pull_never_sees_the_held_out_fold(monkeypatch):
+    """Each fold's λ0 (and its fit) comes from the fold's training part alone: the ratings every
+    λ0 of the cross-validation is computed from leave out one fold, and the folds left out partition
+    the support. Computing a fold's λ0 from the whole support fails here."""
+    from aestimo.personalization.methods import instant as instant_module
+
+    seen: list[set[float]] = []
+    real = instant_module.tv.init_coefficients
+
+    def spy(expert_scores, y, n_layers, cfg):
+        assert expert_scores.shape[1] == len(y)
+        seen.append(set(np.asarray(y).tolist()))
+        return real(expert_scores, y, n_layers, cfg)
+
+    monkeypatch.setattr(instant_module.tv, "init_coefficients", spy)
+    base, phi, at, _, experts = _linear_person(60, signal=1.0)
+    y = torch.arange(60, dtype=torch.float32) / 10  # every rating distinct: a call's ratings say which images it saw
+    o = InstantOptions(l2_grid=(1.0, 10.0), cv_folds=3)
+    cv_pull(base, phi, at, y, experts, o, seed=0, n_layers=4)
+    everyone = set(y.tolist())
+    left_out = [everyone - s for s in seen]
+    assert len(seen) == 3 and all(left_out), "a fold's λ0 saw its held-out fold"
+    assert sorted(x for fold in left_out for x in fold) == sorted(everyone)  # the held-out folds partition the support
+
+
 def test_instant_chooses_its_pull_inside_the_support_from_cv_from_k_only():
     merged = toy_world()
     x = torch.randn(200, 4, generator=torch.Generator().manual_seed(5))

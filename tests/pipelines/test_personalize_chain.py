@@ -17,7 +17,7 @@ from aestimo.data.images import CachedImages
 from aestimo.data.scales import SCALES
 from aestimo.models.theta0 import normalisation
 from aestimo.personalization import Context, Query, Support
-from aestimo.personalization.running.keys import split_person_key, state_key
+from aestimo.personalization.running.keys import person_key, split_person_key, state_key
 from aestimo.personalization.methods.instant import Instant, InstantOptions
 from aestimo.personalization.running.cluster import Cluster, shared_out
 from aestimo.personalization.running.jobs import Job, JobFailed, prepare, run_job, run_jobs
@@ -206,6 +206,22 @@ def test_score_api_matches_personalized_predictions(project):
         task_vectors=data / "task_vectors.safetensors", coefficients=data / "user_coefficients" / f"{key}.safetensors",
     )
     assert by_files.table.equals(result.table)
+
+
+def test_the_deployed_coefficients_table_holds_every_persons_deployed_states(project):
+    """One row per person × k × repeat × tensor of the deployed method, equal to user_coefficients' tensors."""
+    _, catalog = project
+    table = catalog.load("deployed_coefficients")
+    deploy = catalog.load("params:personalize")["deploy_method"]
+    assert table.height and set(table["method"]) == {deploy}
+    plan = catalog.load("personalization_plan")
+    assert table.filter(pl.col("tensor") == "lambda").height == plan.height  # every planned run of the deployed method
+    coeffs = catalog.load("user_coefficients")
+    for row in table.sample(5, seed=0).iter_rows(named=True):
+        bundle = coeffs[person_key(row["source"], row["rater_id"])]()
+        want = bundle[state_key(row["method"], row["k"], row["repeat"], row["tensor"])]
+        got = torch.tensor(row["values"], dtype=torch.float32).reshape(row["shape"])
+        assert torch.equal(got, want.float())
 
 
 def test_worker_processes_give_the_in_process_numbers(project):

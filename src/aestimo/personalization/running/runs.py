@@ -23,7 +23,7 @@ from aestimo.bundle import TensorBundle
 from aestimo.data.scales import SCALES
 from aestimo.evaluation import metrics
 from aestimo.models.scorer import template_tensor
-from aestimo.personalization.running.keys import parse_person_ref, person_key, split_person_key, state_key
+from aestimo.personalization.running.keys import parse_person_ref, parse_state_key, person_key, split_person_key, state_key
 from aestimo.personalization.running.jobs import Job, Result
 from aestimo.personalization.registry import Method, Query, Support
 
@@ -321,3 +321,23 @@ def collect(
             source, rater = split_person_key(key)
             bundles[key] = TensorBundle(tensors, {**meta, "source": source, "rater_id": rater})
     return bundles, pl.DataFrame([rows.rows[i] for i in range(len(jobs))], schema=METRIC_SCHEMA), timings
+
+
+COEFFICIENT_SCHEMA = {"source": pl.String, "rater_id": pl.String, "method": pl.String, "k": pl.Int64, "repeat": pl.Int64,
+                      "tensor": pl.String, "shape": pl.List(pl.Int64), "values": pl.List(pl.Float32)}
+
+
+def coefficients_table(states: dict[str, TensorBundle], method: str | None) -> pl.DataFrame:
+    """One method's fitted states of every person as one table: a row per person × k × repeat ×
+    tensor, the tensor flattened (``values``, float32) with its ``shape``. At a million people one
+    table (partitioned by source where it is large) is one file to write, list and read, where
+    ``user_coefficients`` is a million."""
+    rows = []
+    for key in sorted(states):
+        source, rater = split_person_key(key)
+        for name, value in states[key].tensors.items():
+            m, k, repeat, tensor = parse_state_key(name)
+            if m == method:
+                rows.append({"source": source, "rater_id": rater, "method": m, "k": k, "repeat": repeat, "tensor": tensor,
+                             "shape": list(value.shape), "values": value.detach().reshape(-1).float().tolist()})
+    return pl.DataFrame(rows, schema=COEFFICIENT_SCHEMA)

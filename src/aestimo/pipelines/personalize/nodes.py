@@ -105,11 +105,12 @@ def personalize_people(
     user_profiles: pl.DataFrame,
     params: dict[str, Any],
     *generic: TensorBundle,
-) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame, TensorBundle]:
+) -> tuple[dict[str, TensorBundle], pl.DataFrame, pl.DataFrame, TensorBundle, pl.DataFrame]:
     """Every configured method on every planned person × k × repeat: each person's fitted states,
     SROCC / PLCC on the query images, and the time spent (with the settings chosen on validation
     people, where the parameters do not set them); and what the methods computed once for everyone
-    (instant's per-image features), which later stages reuse instead of computing it again. ``generic``: the trained generic models of the
+    (instant's per-image features), which later stages reuse instead of computing it again; and the
+    deployed method's states of everyone as one table. ``generic``: the trained generic models of the
     methods that declare one, in :func:`aestimo.personalization.generic_models`'s order."""
     p = _params(params)
     ctx = build_context(expert_predictions, image_cache, backbone_features, theta0, task_vectors, p.torch_device, p.precision)
@@ -127,7 +128,7 @@ def personalize_people(
     meta = {"sources": task_vectors.meta["sources"], "names": task_vectors.meta["names"], "deploy_method": p.deploy_method}
     states, metrics_table, timings = runs.collect(jobs, results, data, meta, prepared, rows)
     timings = timings.with_columns(pl.lit(1 if p.batched else p.workers).alias("workers"))
-    return states, metrics_table, timings, export_shared(ctx)
+    return states, metrics_table, timings, export_shared(ctx), runs.coefficients_table(states, p.deploy_method)
 
 
 def _ceilings(p: config.PersonalizeParams) -> tuple[str, ...]:

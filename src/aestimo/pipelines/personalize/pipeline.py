@@ -4,6 +4,7 @@ registry puts its nodes in the namespace and tag ``personalization``)."""
 from kedro.pipeline import Node, Pipeline
 
 from aestimo.personalization import generic_models
+from aestimo.personalization.running.cluster import SHARES_WORK
 
 from .new_people import personalize_new_people
 from .nodes import choose_settings, compare_methods, compare_with_reference, personalize_people, plan_personalization, plot_best_gains, plot_cost, plot_gains, plot_summary, summarize
@@ -26,6 +27,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="chosen_settings",
                 name="choose_settings",
+                tags=SHARES_WORK,
             ),
             Node(
                 personalize_people,
@@ -34,8 +36,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "image_cache", "backbone_features", "theta0", "task_vectors", "chosen_settings", "user_profiles",
                     "params:personalize", *(f"{name}_model" for name in generic_models()),
                 ],
-                outputs=["user_coefficients", "personalization_metrics", "personalization_timings", "shared_features"],
+                outputs=["user_coefficients", "personalization_metrics", "personalization_timings", "shared_features", "deployed_coefficients"],
                 name="personalize_people",
+                tags=SHARES_WORK,
             ),
             Node(
                 summarize,

@@ -6,6 +6,7 @@ from kedro.pipeline import Node, Pipeline
 
 from aestimo.pipelines.sources import bind, configured_sources
 from aestimo.models.merged import task_vectors_of
+from aestimo.personalization.running.cluster import SHARES_WORK
 
 from .nodes import (
     ablate_long_tail,
@@ -86,6 +87,7 @@ def create_pipeline(sources: list[str] | None = None, **kwargs) -> Pipeline:
                 ],
                 outputs=["self_trained_user_coefficients", "self_training_metrics", "self_training_timings"],
                 name="self_train_people",
+                tags=SHARES_WORK,
             ),
             Node(summarize_self_training, inputs=["self_training_metrics", "params:personalize", PARAMS],
                  outputs=["self_training_summary", "self_training_comparisons"], name="summarize_self_training"),
