@@ -70,7 +70,7 @@ class Cluster:
         else:
             dashboard = ":0" if importlib.util.find_spec("bokeh") is not None else None
             # for the cluster's life, as its nannies read it again when they restart a lost worker
-            self._config = dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()})
+            self._config = dask.config.set(LOCAL_CONFIG | {"distributed.nanny.pre-spawn-environ": _worker_environ()})
             self._config.__enter__()
             self._local = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                        dashboard_address=dashboard, silence_logs=False)
@@ -100,6 +100,18 @@ class Cluster:
         if self._config is not None:
             self._config.__exit__(None, None, None)
             self._config = None
+
+
+#: Dask settings of the local cluster's workers: no statistical profiler (it samples the worker's stack
+#: every 10 ms, taking the interpreter from the fit it samples) and no memory manager (nothing a task
+#: holds can be spilled usefully; the workers' memory is the context, the same for every task)
+LOCAL_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.target": False,
+    "distributed.worker.memory.spill": False,
+    "distributed.worker.memory.pause": False,
+    "distributed.worker.memory.terminate": False,
+}
 
 
 def _worker_environ() -> dict:
