@@ -162,6 +162,7 @@ def test_personalize_workers_and_batched_exclude_each_other():
     with pytest.raises(ValueError, match="workers to 1"):
         config.parse("personalize", {"methods": methods, "batched": True, "workers": 2})
     with pytest.raises(ValueError, match="personalize.workers"):
-        config.parse("personalize", {"methods": methods, "workers": 0})
+        config.parse("personalize", {"methods": methods, "workers": -1})
+    assert config.parse("personalize", {"methods": methods, "workers": 0, "batched": True}).workers == 0  # 0: in the process
     p = config.parse("personalize", {"methods": {"m": {"method": "task_vectors", "loss": "mse", "ks": [10]}}, "deploy_method": "m", "workers": 2})
     assert p.methods["m"].ks == [10] and p.workers == 2
