@@ -224,8 +224,7 @@ def test_no_module_keeps_pool_state():
     from tests.kedro_project import ROOT
 
     for path in (ROOT / "src" / "aestimo").rglob("*.py"):
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Global) or (isinstance(node, ast.FunctionDef) and any(isinstance(n, ast.Global) for n in ast.walk(node))):
-                names = [n.names for n in ast.walk(node) if isinstance(n, ast.Global)]
-                assert not any("POOL" in x.upper() or "WARM" in x.upper() or "CLIENT" in x.upper() or "CLUSTER" in x.upper()
-                               for ns in names for x in ns), f"{path}: global {names}"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Global):
+                assert not any(w in name.upper() for name in node.names for w in ("POOL", "WARM", "CLIENT", "CLUSTER")), \
+                    f"{path}: global {node.names}"

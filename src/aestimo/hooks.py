@@ -228,13 +228,11 @@ class ClusterHooks:
 
     @hook_impl
     def before_node_run(self, node, catalog) -> None:
-        from aestimo.personalization.running.cluster import SHARES_WORK
+        from aestimo import config
+        from aestimo.personalization.running.cluster import SHARES_WORK, Cluster, current_client
 
         if self.cluster is not None or SHARES_WORK not in node.tags:
             return
-        from aestimo import config
-        from aestimo.personalization.running.cluster import Cluster, current_client
-
         if current_client() is not None:  # the runner's (aestimo.runner.DaskRunner) or one the caller opened
             return
         p = config.parse("personalize", catalog.load("params:personalize"))

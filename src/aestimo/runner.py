@@ -80,8 +80,10 @@ class DaskRunner(AbstractRunner):
         deps = pipeline.node_dependencies
         todo, done = set(deps), set()
         here = {n for n in pipeline.nodes if SHARES_WORK in n.tags}
-        own = None if current_client() is not None else Cluster(*self._cluster_settings(catalog)).__enter__()
-        client = current_client()
+        client, own = current_client(), None
+        if client is None:
+            own = Cluster(*self._cluster_settings(catalog)).__enter__()
+            client = own.client
         futures: dict[Any, Any] = {}
         try:
             while todo or futures:

@@ -117,8 +117,8 @@ LOCAL_CONFIG = {
 def _worker_environ() -> dict:
     """What a local worker process starts with: Dask's defaults (one OpenMP / MKL / OpenBLAS thread)
     less ``MALLOC_TRIM_THRESHOLD_``, with which glibc hands every freed block over 64 KiB back to the
-    system: each of a fit's tensors then costs system calls (measured: 42 % of a worker's CPU time in
-    the kernel, and the chain's personalization ~10 % slower than without it)."""
+    system: each of a fit's tensors then costs system calls (measured in the default chain: 42 % of a
+    worker's CPU time in the kernel)."""
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
     return env
@@ -135,14 +135,14 @@ def current_client():
 
 
 @contextmanager
-def client_for(workers: int, scheduler: str | None = None):
-    """A client to share work out with: the current one if any, else a :class:`Cluster` of
-    ``workers`` started for the duration."""
+def client_for(workers: int):
+    """A client to share work out with: the current one if any (the run's, which may be a
+    scheduler's), else a local :class:`Cluster` of ``workers`` started for the duration."""
     client = current_client()
     if client is not None:
         yield client
         return
-    with Cluster(workers, scheduler) as cluster:
+    with Cluster(workers) as cluster:
         yield cluster.client
 
 
@@ -268,18 +268,18 @@ class SharedOut:
 
 
 @contextmanager
-def shared_out(ctx: Context, workers: int | None = None, scheduler: str | None = None):
+def shared_out(ctx: Context, workers: int | None = None):
     """Share ``ctx``'s work (:meth:`Context.map`, the jobs of ``run_jobs``) over the cluster's workers
-    for the duration; yields the :class:`SharedOut`. With ``workers <= 1`` and no scheduler, nothing
-    leaves this process (yields None). Inside an open block, the block's own."""
+    for the duration; yields the :class:`SharedOut`. With ``workers <= 1`` nothing leaves this
+    process (yields None). Inside an open block, the block's own."""
     if isinstance(ctx.mapper, SharedOut):
         yield ctx.mapper
         return
     n = ctx.workers if workers is None else workers
-    if n <= 1 and not scheduler:
+    if n <= 1:
         yield None
         return
-    with client_for(n, scheduler) as client:
+    with client_for(n) as client:
         out = SharedOut(client, ctx)
         ctx.mapper = out
         try:

@@ -64,8 +64,6 @@ def run_job(ctx: Context, job: Job) -> Result:
         t0 = time.perf_counter()
         state = job.method.fit(job.support, ctx)
         return _scored(job.method, state, job.query, ctx, time.perf_counter() - t0)
-    except JobFailed:
-        raise
     except Exception as err:
         raise JobFailed(f"{job.describe()}: {type(err).__name__}: {err}") from err
 
